@@ -1,0 +1,28 @@
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup test unit integration lint demo clean
+
+setup:
+	@bash scripts/setup
+
+test: setup
+	$(BIN)/ruff check harness analysis stack tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+unit: setup
+	$(BIN)/pytest -q tests/unit
+
+integration: setup
+	$(BIN)/pytest -q tests/integration tests/e2e
+
+lint: setup
+	$(BIN)/ruff check harness analysis stack tests bench
+	$(BIN)/mypy
+
+demo: setup
+	@bash scripts/demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

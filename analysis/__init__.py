@@ -1,0 +1,1 @@
+"""Analysis of results folders (verdicts, charts, reports)."""

@@ -1,0 +1,222 @@
+"""`nova-harness`: the command line. The only place that prints verdict lines for humans and
+exits the process; everything below raises from harness.errors / stack.errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from harness.errors import HarnessError, InputError, TargetUnreachable
+from stack import local
+from stack.errors import ConfigError, StackError, StackNotRunning, StackStartError
+from stack.roles import StackOptions
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INVALID, EXIT_UNREACHABLE, EXIT_INTERRUPTED = (
+    0, 1, 2, 3, 4, 130)
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _service_env(pairs: Sequence[str]) -> dict[str, str]:
+    env, problems = {}, []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.startswith("NOVA_"):
+            problems.append(f"--service-env {pair!r}: expected NOVA_NAME=value")
+        else:
+            env[key] = value
+    if problems:
+        raise InputError(problems, hint="see docs/service.md for the NOVA_* settings")
+    return env
+
+
+def cmd_stack_up(args: argparse.Namespace) -> int:
+    options = StackOptions(
+        run_dir=args.run_dir, instances=args.instances, standby=args.standby,
+        restart=args.restart, jwt_algorithm=args.jwt_algorithm, api_port=args.api_port,
+        http_port=args.http_port, rtmp_port=args.rtmp_port, postgres_port=args.postgres_port,
+        redis_port=args.redis_port, service_env=_service_env(args.service_env),
+    )
+    started = time.monotonic()
+    state, reused = local.up(options)
+    elapsed_s = time.monotonic() - started
+    if args.json:
+        print(json.dumps(local.status(args.run_dir), indent=2))
+        return EXIT_OK
+    verb = "already running (reused)" if reused else f"ready in {elapsed_s:.1f}s"
+    print(f"stack {verb}: {args.run_dir}")
+    for name, url in state.endpoints.items():
+        print(f"  {name:<13} {url}")
+    return EXIT_OK
+
+
+def cmd_stack_down(args: argparse.Namespace) -> int:
+    killed = local.down(args.run_dir)
+    suffix = f" (killed directly: {', '.join(killed)})" if killed else ""
+    print(f"stack stopped: {args.run_dir}{suffix}")
+    return EXIT_OK
+
+
+def cmd_stack_status(args: argparse.Namespace) -> int:
+    report = local.status(args.run_dir)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"stack {report['status']}: {report['run_dir']}")
+        for name, url in report["endpoints"].items():
+            print(f"  {name:<13} {url}")
+        for name, role in report["roles"].items():
+            health = "healthy" if role["healthy"] else ("alive" if role["alive"] else "down")
+            print(f"  {name:<17} pid {role['pid']!s:<8} port {role['port']!s:<6} {health}"
+                  f"{'  restarts ' + str(role['restarts']) if role['restarts'] else ''}")
+    return EXIT_OK if report["status"] == "ready" else EXIT_UNREACHABLE
+
+
+def cmd_stack_logs(args: argparse.Namespace) -> int:
+    path = local.log_path(args.run_dir, args.role)
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    for line in lines[-args.lines:]:
+        print(line)
+    if args.follow:
+        with open(path, errors="replace") as handle:
+            handle.seek(0, 2)
+            while True:
+                line = handle.readline()
+                if line:
+                    print(line, end="", flush=True)
+                else:
+                    time.sleep(0.2)
+    return EXIT_OK
+
+
+def cmd_stack_ctl(args: argparse.Namespace) -> int:
+    reply = local.control(args.run_dir, args.op, args.role)
+    role = reply["role"]
+    print(f"{args.role}: {role['state']} (pid {role['pid']})")
+    return EXIT_OK
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from harness.tokens import minter_for
+
+    minter = minter_for(run_dir=args.run_dir, secret_env=args.secret_env,
+                        key_file=args.key_file, algorithm=args.algorithm)
+    user_id = uuid.UUID(args.user) if args.user else None
+    print(minter.mint(user_id, admin=args.admin, expires_in_s=args.expires_in))
+    return EXIT_OK
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from harness.smoke import run_smoke
+
+    report = run_smoke(args.run_dir, viewers=args.viewers, publish_s=args.seconds)
+    for line in report.lines():
+        print(line)
+    print(f"smoke: {'PASS' if report.passed else 'FAIL'}")
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def _add_run_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-dir", type=Path, default=local.default_run_dir(),
+                        help="the stack's private folder (default: $NOVA_STACK_DIR or "
+                             "/var/tmp/nova-stack-UID)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nova-harness",
+                                     description="Load, soak and failover harness for Nova "
+                                                 "Streaming (docs/cli.md).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stack = sub.add_parser("stack", help="the local reference stack").add_subparsers(
+        dest="stack_command", required=True)
+    p = stack.add_parser("up", help="start the reference stack (or reuse the running one)")
+    _add_run_dir(p)
+    p.add_argument("--instances", type=int, default=1,
+                   help="service instances; with 2+, nginx proxies HTTP and WS to all (default 1)")
+    p.add_argument("--standby", action="store_true",
+                   help="also run a streaming-replica PostgreSQL standby (for failover)")
+    p.add_argument("--restart", default="always", choices=["always", "never"],
+                   help="restart a service instance that dies (default always)")
+    p.add_argument("--jwt-algorithm", default="HS256", choices=["HS256", "RS256"])
+    for part in ("api", "http", "rtmp", "postgres", "redis"):
+        p.add_argument(f"--{part}-port", type=int, default=0,
+                       help=f"fixed {part} port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--service-env", action="append", default=[], metavar="NOVA_NAME=VALUE",
+                   help="extra service setting, repeatable (docs/service.md)")
+    p.add_argument("--json", action="store_true", help="print the status document as JSON")
+    p.set_defaults(func=cmd_stack_up)
+
+    p = stack.add_parser("down", help="stop everything the stack started")
+    _add_run_dir(p)
+    p.set_defaults(func=cmd_stack_down)
+
+    p = stack.add_parser("status", help="endpoints and roles (exit 4 when not ready)")
+    _add_run_dir(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_stack_status)
+
+    p = stack.add_parser("logs", help="print a role's log (supervisor, postgres, api-1, …)")
+    _add_run_dir(p)
+    p.add_argument("role", nargs="?", default="supervisor")
+    p.add_argument("-n", "--lines", type=int, default=50)
+    p.add_argument("-f", "--follow", action="store_true")
+    p.set_defaults(func=cmd_stack_logs)
+
+    for op in ("start", "stop", "restart"):
+        p = stack.add_parser(op, help=f"{op} one role of the running stack")
+        _add_run_dir(p)
+        p.add_argument("role")
+        p.set_defaults(func=cmd_stack_ctl, op=op)
+
+    p = sub.add_parser("token", help="print a valid bearer token")
+    _add_run_dir(p)
+    p.add_argument("--user", help="user UUID for `sub` (default: a new one)")
+    p.add_argument("--admin", action="store_true", help="role=admin")
+    p.add_argument("--expires-in", type=float, default=3600, help="seconds (default 3600)")
+    p.add_argument("--secret-env", help="sign with the HS256 secret in this environment variable")
+    p.add_argument("--key-file", type=Path, help="sign with this RS256 private key (PEM)")
+    p.add_argument("--algorithm", choices=["HS256", "RS256"],
+                   help="algorithm for the local stack's keys (default: what the stack uses)")
+    p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("smoke", help="broadcast + viewer smoke against the running local stack")
+    _add_run_dir(p)
+    p.add_argument("--viewers", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=6.0, help="how long to publish")
+    p.set_defaults(func=cmd_smoke)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Command = args.func
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        print("nova-harness: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except InputError as exc:
+        for problem in exc.problems:
+            print(f"nova-harness: error: {problem}", file=sys.stderr)
+        if exc.hint:
+            print(f"nova-harness: hint: {exc.hint}", file=sys.stderr)
+        return EXIT_INPUT
+    except (ConfigError, ValueError) as exc:
+        print(f"nova-harness: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except (StackStartError, StackNotRunning, TargetUnreachable) as exc:
+        print(f"nova-harness: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except (HarnessError, StackError) as exc:
+        print(f"nova-harness: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""The harness's exception tree. Library code raises these; only the CLI turns them into exit
+codes (see docs/cli.md)."""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """Base of every error the harness raises on purpose."""
+
+    exit_code = 1
+
+
+class InputError(HarnessError):
+    """Bad input: scenario, profile or options. Carries every problem found, not just the first."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str], hint: str | None = None) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+        self.hint = hint
+
+
+class TargetUnreachable(HarnessError):
+    """The target or the local stack could not be reached or started."""
+
+    exit_code = 4
+
+
+class RunFailed(HarnessError):
+    """A run or check completed and found a failure."""
+
+    exit_code = 1

@@ -1,0 +1,3 @@
+DROP TABLE IF EXISTS stream_events;
+DROP TABLE IF EXISTS viewer_sessions;
+DROP TABLE IF EXISTS streams;

@@ -1,0 +1,173 @@
+"""How each part of the local stack is started: commands, environment, readiness checks."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import string
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stack.errors import StackStartError
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
+DATABASE = "nova_streaming"
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """What `stack up` was asked for. Ports of 0 are chosen free at start."""
+
+    run_dir: Path
+    instances: int = 1
+    standby: bool = False
+    restart: str = "always"
+    jwt_algorithm: str = "HS256"
+    api_port: int = 0
+    http_port: int = 0
+    rtmp_port: int = 0
+    postgres_port: int = 0
+    redis_port: int = 0
+    service_env: dict[str, str] = field(default_factory=dict)
+
+
+def pg_bindir() -> Path:
+    """PostgreSQL server binaries (Debian keeps them out of PATH)."""
+    try:
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        if (Path(out) / "postgres").exists():
+            return Path(out)
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "postgres").exists():
+            return candidate
+    raise StackStartError("postgres: server binaries not found (install the Debian package "
+                          "'postgresql', e.g. with `make setup`)")
+
+
+def require_binaries() -> None:
+    """Fail with one line per missing program before anything starts."""
+    missing = [name for name in ("nginx", "redis-server", "ffmpeg") if shutil.which(name) is None]
+    problems = [f"{name} is not installed" for name in missing]
+    if not RTMP_MODULE.exists():
+        problems.append(f"the nginx RTMP module is missing ({RTMP_MODULE}; Debian package "
+                        "libnginx-mod-rtmp)")
+    if problems:
+        raise StackStartError("; ".join(problems) + " — run `make setup`")
+    pg_bindir()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def port_accepts(port: int, timeout_s: float = 0.5) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def http_status(url: str, timeout_s: float = 2.0) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, ValueError):
+        return None
+
+
+def redis_pings(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def pg_ready(port: int) -> bool:
+    result = subprocess.run(
+        [str(pg_bindir() / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)],
+        check=False,
+    )
+    return result.returncode == 0
+
+
+def wait_until(check: object, timeout_s: float, what: str, log: Path,
+               alive: object = None) -> None:
+    """Poll `check()` until true; raise the one-line start error naming the part and its log."""
+    assert callable(check)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if callable(alive):
+            code = alive()
+            if code is not None:
+                raise StackStartError(f"{what} exited with code {code} while starting; "
+                                      f"log: {log}")
+        time.sleep(0.05)
+    raise StackStartError(f"{what} was not ready after {timeout_s:.0f}s; log: {log}")
+
+
+def render_nginx(run_dir: Path, http_port: int, rtmp_port: int, api_ports: list[int]) -> Path:
+    template = string.Template((TEMPLATES / "nginx.conf").read_text())
+    upstream = "\n".join(f"        server 127.0.0.1:{p} max_fails=0;" for p in api_ports)
+    conf = template.substitute(
+        rtmp_module=RTMP_MODULE, run_dir=run_dir, log_dir=run_dir / "logs",
+        http_port=http_port, rtmp_port=rtmp_port, upstream_servers=upstream,
+    )
+    path = run_dir / "nginx" / "nginx.conf"
+    path.write_text(conf)
+    return path
+
+
+def nginx_command(conf: Path, run_dir: Path) -> list[str]:
+    return ["nginx", "-p", str(run_dir / "nginx"), "-c", str(conf),
+            "-e", str(run_dir / "logs" / "nginx-error.log")]
+
+
+def postgres_command(data_dir: Path, port: int, socket_dir: Path, standby: bool) -> list[str]:
+    command = [
+        str(pg_bindir() / "postgres"), "-D", str(data_dir), "-p", str(port),
+        "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={socket_dir}",
+        "-c", "max_connections=200", "-c", "shared_buffers=64MB",
+        "-c", "logging_collector=off", "-c", "log_min_messages=warning",
+    ]
+    if standby:
+        # Retry WAL fetches quickly so a promotion is writable in well under a second.
+        command += ["-c", "hot_standby=on", "-c", "wal_retrieve_retry_interval=100ms"]
+    return command
+
+
+def redis_command(port: int, data_dir: Path) -> list[str]:
+    return ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+            "--appendonly", "no", "--dir", str(data_dir), "--protected-mode", "no",
+            "--daemonize", "no", "--maxclients", "10000"]
+
+
+def service_command() -> list[str]:
+    return [sys.executable, "-m", "stack.service"]

@@ -1,0 +1,2 @@
+"""The reference Nova Streaming service (aiohttp), implementing docs/openapi.yaml and
+docs/websocket-protocol.md."""

@@ -1,0 +1,209 @@
+"""Stream lifecycle shared by the REST routes, the RTMP webhooks and the viewer socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import uuid
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from stack.service.apierror import unavailable
+from stack.service.clock import rfc3339, utcnow
+from stack.service.config import Settings
+from stack.service.database import Database, DatabaseDown, StreamRow
+from stack.service.live import LiveState
+from stack.service.metrics import ServiceMetrics
+from stack.service.tokens import Principal, TokenVerifier
+from stack.service.viewers import ViewerHub
+
+log = logging.getLogger("nova.core")
+
+
+def row_to_cache(row: StreamRow) -> str:
+    """Serialise a row for the Redis cache that serves reads while PostgreSQL is down."""
+    values = asdict(row)
+    for name, value in values.items():
+        if isinstance(value, uuid.UUID):
+            values[name] = str(value)
+        elif isinstance(value, datetime):
+            values[name] = value.isoformat()
+        elif isinstance(value, tuple):
+            values[name] = list(value)
+    return json.dumps(values)
+
+
+def row_from_cache(text: str) -> StreamRow:
+    values: dict[str, Any] = json.loads(text)
+    for name in ("id", "broadcaster_id"):
+        values[name] = uuid.UUID(values[name])
+    for name in ("created_at", "started_at", "ended_at"):
+        if values[name] is not None:
+            values[name] = datetime.fromisoformat(values[name])
+    values["tags"] = tuple(values["tags"])
+    return StreamRow(**values)
+
+
+class NovaService:
+    """Everything a request handler needs, wired once per process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = ServiceMetrics()
+        self.db = Database(settings)
+        self.live = LiveState(settings, self._on_event)
+        self.hub = ViewerHub(settings, self.live, self.metrics)
+        self.verifier = TokenVerifier(settings)
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        await self.db.start()
+        await self.live.start(self._active_snapshot)
+        await self.live.reset_instance()
+        self.hub.start()
+
+    async def close(self) -> None:
+        await self.hub.close()
+        await self.live.close()
+        await self.db.close()
+
+    async def _on_event(self, stream_id: str, message: dict[str, Any]) -> None:
+        await self.hub.deliver(stream_id, message)
+
+    async def _active_snapshot(self) -> list[tuple[str, str]]:
+        return [(str(r.id), row_to_cache(r)) for r in await self.db.active_ids()]
+
+    def spawn(self, coro: Any) -> None:
+        """Run best-effort bookkeeping (analytics rows) without holding up the caller."""
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def best_effort(self, coro: Any) -> None:
+        try:
+            await coro
+        except DatabaseDown as exc:
+            log.debug("bookkeeping skipped, database down: %s", exc)
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def find_stream(self, stream_id: uuid.UUID) -> StreamRow | None:
+        """The stream row from PostgreSQL, or from the Redis cache while PostgreSQL is down."""
+        try:
+            return await self.db.get_stream(stream_id)
+        except DatabaseDown:
+            cached = await self.live.cached_stream(str(stream_id))
+            if cached is None:
+                raise unavailable("database") from None
+            return row_from_cache(cached)
+
+    async def stream_json(self, row: StreamRow, viewer: Principal | None) -> dict[str, Any]:
+        """The contract's Stream object, with live counts; `rtmp_key` for owner or admin only."""
+        if row.status == "active":
+            viewer_count, peak = await self.live.counts(str(row.id))
+            peak = max(peak, row.peak_viewers)
+        else:
+            viewer_count = 0
+            peak = row.peak_viewers
+        body: dict[str, Any] = {
+            "id": str(row.id),
+            "broadcaster_id": str(row.broadcaster_id),
+            "title": row.title,
+            "description": row.description,
+            "status": row.status,
+            "region": row.region,
+            "tags": list(row.tags),
+            "thumbnail_url": row.thumbnail_url,
+            "rtmp_url": self.settings.rtmp_url,
+            "viewer_count": viewer_count,
+            "peak_viewers": peak,
+            "duration_seconds": duration_seconds(row),
+            "created_at": rfc3339(row.created_at),
+            "started_at": rfc3339(row.started_at),
+            "ended_at": rfc3339(row.ended_at),
+            "hls_playlist_url": f"{self.settings.hls_base}/hls/{row.rtmp_key}/index.m3u8",
+            "metadata": {"quality": row.quality, "fps": row.fps,
+                         "bitrate_kbps": row.bitrate_kbps},
+        }
+        if viewer is not None and (viewer.is_admin or viewer.user_id == row.broadcaster_id):
+            body["rtmp_key"] = row.rtmp_key
+        return body
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def create_stream(self, owner: Principal, fields: dict[str, Any]) -> StreamRow:
+        row = StreamRow(
+            id=uuid.uuid4(), broadcaster_id=owner.user_id, title=fields["title"],
+            description=fields["description"], status="scheduled", region=fields["region"],
+            tags=tuple(fields["tags"]), thumbnail_url=fields["thumbnail_url"],
+            rtmp_key=f"sk_{secrets.token_urlsafe(24)}", quality="720p", fps=30,
+            bitrate_kbps=2500, peak_viewers=0, final_viewer_count=None, end_reason=None,
+            publisher_client_id=None, created_at=utcnow(), started_at=None, ended_at=None,
+        )
+        try:
+            stored = await self.db.insert_stream(row)
+        except DatabaseDown:
+            raise unavailable("database") from None
+        await self.live.cache_stream(str(stored.id), row_to_cache(stored), active=False)
+        self.spawn(self.best_effort(self.db.record_event(stored.id, "stream_created", {})))
+        return stored
+
+    async def activate(self, rtmp_key: str, client_id: str) -> StreamRow | None:
+        """The on_publish webhook: scheduled → active. None: the key may not publish."""
+        row = await self.db.activate(rtmp_key, client_id)
+        if row is None:
+            existing = await self.db.get_stream_by_key(rtmp_key)
+            # A reconnect (or a duplicate publisher, which nginx itself refuses) of a live stream.
+            return existing if existing and existing.status == "active" else None
+        await self.live.cache_stream(str(row.id), row_to_cache(row), active=True)
+        self.spawn(self.best_effort(self.db.record_event(row.id, "stream_started",
+                                                         {"client_id": client_id})))
+        await self.live.publish(str(row.id), {"event": "stream_started", "data": {
+            "broadcaster_id": str(row.broadcaster_id), "title": row.title,
+            "description": row.description, "quality": row.quality, "fps": row.fps,
+            "bitrate_kbps": row.bitrate_kbps,
+        }})
+        return row
+
+    async def end_stream(self, row: StreamRow, reason: str) -> StreamRow:
+        """Any state → ended; viewers get `stream_ended` and are closed. Idempotent."""
+        viewers, peak = await self.live.counts(str(row.id))
+        ended = await self.db.end(row.id, reason, viewers, max(peak, row.peak_viewers))
+        if ended is None:
+            return row
+        seconds = duration_seconds(ended)
+        self.metrics.stream_duration.observe(seconds)
+        self.metrics.viewers_total.observe(viewers)
+        await self.live.cache_stream(str(ended.id), row_to_cache(ended), active=False)
+        self.spawn(self.best_effort(self.db.record_event(ended.id, "stream_ended",
+                                                         {"reason": reason})))
+        await self.live.publish(str(ended.id), {"event": "stream_ended", "data": {
+            "duration_seconds": seconds, "peak_viewers": ended.peak_viewers,
+            "final_viewer_count": viewers, "reason": reason,
+        }})
+        await self.live.forget_stream(str(ended.id))
+        return ended
+
+    async def change_quality(self, row: StreamRow, quality: str, bitrate_kbps: int,
+                             fps: int) -> StreamRow:
+        updated = await self.db.set_quality(row.id, quality, bitrate_kbps, fps)
+        if updated is None:
+            return row
+        await self.live.cache_stream(str(updated.id), row_to_cache(updated),
+                                     active=updated.status == "active")
+        await self.live.publish(str(row.id), {"event": "quality_changed", "data": {
+            "previous_quality": row.quality, "new_quality": quality,
+            "previous_bitrate_kbps": row.bitrate_kbps, "new_bitrate_kbps": bitrate_kbps,
+            "fps": fps, "reason": "broadcaster_request",
+        }})
+        return updated
+
+
+def duration_seconds(row: StreamRow) -> float:
+    if row.started_at is None:
+        return 0.0
+    end = row.ended_at or utcnow()
+    return round((end - row.started_at).total_seconds(), 3)

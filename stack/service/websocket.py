@@ -1,0 +1,130 @@
+"""The viewer WebSocket: refusals before the upgrade, then events, pings and requests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from stack.service.apierror import ApiError, stream_not_found
+from stack.service.clock import utcnow
+from stack.service.core import NovaService, duration_seconds
+from stack.service.database import StreamRow
+from stack.service.keys import SERVICE
+from stack.service.tokens import Principal
+from stack.service.validation import parse_stream_id
+from stack.service.viewers import Viewer, frame
+
+log = logging.getLogger("nova.ws")
+routes = web.RouteTableDef()
+
+PROTOCOL_VERSION = "1.0"
+
+
+async def _admit(request: web.Request) -> tuple[Principal, StreamRow]:
+    """Checks that answer with an HTTP status instead of an upgrade: 400, 401, 404, 410."""
+    svc: NovaService = request.app[SERVICE]
+    token = request.query.get("token", "")
+    if not token:
+        raise ApiError(400, "VALIDATION_ERROR", "query parameter 'token' is required")
+    principal = svc.verifier.verify(token)
+    row = await svc.find_stream(parse_stream_id(request.match_info["stream_id"]))
+    if row is None:
+        raise stream_not_found()
+    if row.status == "ended":
+        raise ApiError(410, "STREAM_ENDED", "stream has ended")
+    return principal, row
+
+
+@routes.get("/api/v1/streams/{stream_id}/ws")
+async def viewer_socket(request: web.Request) -> web.WebSocketResponse:
+    svc: NovaService = request.app[SERVICE]
+    principal, row = await _admit(request)
+    # autoping off: protocol-level pings are answered below and count as liveness too.
+    ws = web.WebSocketResponse(autoping=False, max_msg_size=64 * 1024)
+    await ws.prepare(request)
+    viewer = Viewer(ws=ws, stream_id=str(row.id), viewer_id=principal.user_id)
+    await ws.send_str(frame("connection_established", viewer.stream_id, {
+        "viewer_id": str(viewer.viewer_id), "session_id": str(viewer.session_id),
+        "protocol_version": PROTOCOL_VERSION,
+    }))
+    await svc.hub.join(viewer)
+    svc.spawn(svc.best_effort(svc.db.open_viewer_session(
+        row.id, viewer.viewer_id, viewer.session_id, svc.settings.instance_id, utcnow())))
+    try:
+        await _serve(svc, viewer)
+    finally:
+        await svc.hub.leave(viewer)
+        svc.spawn(svc.best_effort(svc.db.close_viewer_sessions([viewer.session_id], utcnow())))
+    return ws
+
+
+async def _serve(svc: NovaService, viewer: Viewer) -> None:
+    ws = viewer.ws
+    async for msg in ws:
+        if msg.type == WSMsgType.PING:
+            viewer.last_alive_s = _loop_time()
+            await ws.pong(msg.data)
+        elif msg.type == WSMsgType.PONG:
+            viewer.last_alive_s = _loop_time()
+        elif msg.type == WSMsgType.TEXT:
+            request = _parse(msg.data)
+            if request is None:
+                await ws.close(code=1003, message=b"frames must be JSON objects with 'event'")
+                return
+            await _answer(svc, viewer, request)
+        elif msg.type == WSMsgType.BINARY:
+            await ws.close(code=1003, message=b"binary frames are not accepted")
+            return
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _parse(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("event"), str):
+        return None
+    return value
+
+
+async def _answer(svc: NovaService, viewer: Viewer, request: dict[str, Any]) -> None:
+    event = request["event"]
+    data = request.get("data")
+    if not isinstance(data, dict):
+        data = {}
+    if event == "pong":
+        viewer.last_alive_s = _loop_time()
+    elif event == "get_stream_info":
+        await viewer.ws.send_str(await _stream_info(svc, viewer, data.get("request_id")))
+    else:
+        await viewer.ws.send_str(frame("error", viewer.stream_id, {
+            "error_code": "UNKNOWN_EVENT", "error_message": f"unknown event {event!r}",
+            "severity": "warning", "recoverable": True,
+        }))
+
+
+async def _stream_info(svc: NovaService, viewer: Viewer, request_id: Any) -> str:
+    try:
+        row = await svc.find_stream(uuid.UUID(viewer.stream_id))
+    except ApiError:
+        return frame("error", viewer.stream_id, {
+            "error_code": "SERVICE_UNAVAILABLE", "error_message": "stream info unavailable",
+            "severity": "error", "recoverable": True, "request_id": request_id,
+        })
+    assert row is not None
+    viewers, peak = await svc.live.counts(viewer.stream_id)
+    return frame("stream_info", viewer.stream_id, {
+        "request_id": request_id, "status": row.status, "viewer_count": viewers,
+        "peak_viewers": max(peak, row.peak_viewers), "quality": row.quality,
+        "bitrate_kbps": row.bitrate_kbps, "fps": row.fps,
+        "duration_seconds": duration_seconds(row),
+    })

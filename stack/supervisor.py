@@ -1,0 +1,383 @@
+"""The stack supervisor: a detached process that starts every part in order, waits until each is
+healthy, restarts service instances that die (restart: always), answers start/stop requests on a
+control socket, and stops everything it started when told to."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import pwd
+import signal
+import socketserver
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from stack import roles
+from stack.errors import StackError, StackStartError
+from stack.jwtkeys import service_jwt_env
+from stack.roles import StackOptions
+from stack.state import RoleState, StackState, write_state
+
+log = logging.getLogger("nova.supervisor")
+
+_STOP_SIGNALS = {"postgres": signal.SIGINT,
+                 "postgres-standby": signal.SIGINT}
+_RESTART_BACKOFF_S = 1.0
+
+
+class Supervisor:
+    """Owns every process of one local stack."""
+
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.run_dir = options.run_dir
+        self.logs = self.run_dir / "logs"
+        self.state = StackState(run_dir=str(self.run_dir), supervisor_pid=os.getpid(),
+                                started_at=time.time(),
+                                control_socket=str(self.run_dir / "control.sock"))
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._last_restart: dict[str, float] = {}
+        self._env: dict[str, dict[str, str]] = {}
+        self._pg_user = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+
+    # -- main loop -----------------------------------------------------------------------
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self._stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stopping.set())
+        try:
+            self._plan()
+            self._start_all()
+        except StackError as exc:
+            log.error("start failed: %s", exc)
+            self.state.error = str(exc)
+            self._stop_all()
+            self.state.status = "failed"
+            self._save()
+            return 1
+        self.state.status, self.state.ready_at = "ready", time.time()
+        self._save()
+        server = self._serve_control()
+        try:
+            while not self._stopping.wait(0.2):
+                self._watch()
+        finally:
+            server.shutdown()
+            self.state.status = "stopping"
+            self._save()
+            self._stop_all()
+            self.state.status = "stopped"
+            self._save()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.run_dir / "control.sock")
+        return 0
+
+    def _save(self) -> None:
+        with self._lock:
+            write_state(self.state)
+
+    # -- planning ------------------------------------------------------------------------
+
+    def _port(self, fixed: int) -> int:
+        return fixed or roles.free_port()
+
+    def _plan(self) -> None:
+        """Choose ports, render configs and fill the state with every role, not yet started."""
+        o, run = self.options, self.run_dir
+        pg_port, redis_port = self._port(o.postgres_port), self._port(o.redis_port)
+        http_port, rtmp_port = self._port(o.http_port), self._port(o.rtmp_port)
+        api_ports = [o.api_port + i if o.api_port else roles.free_port()
+                     for i in range(o.instances)]
+        for path in ("logs", "hls", "redis", "nginx", "pg-socket"):
+            (run / path).mkdir(parents=True, exist_ok=True)
+        # nginx workers drop to an unprivileged user when started as root: HLS must be theirs too.
+        os.chmod(run / "hls", 0o777)
+        add = self._add_role
+        add("postgres", "postgres", roles.postgres_command(run / "postgres", pg_port,
+                                                            run / "pg-socket", standby=False),
+            port=pg_port, data_dir=run / "postgres")
+        hosts = f"127.0.0.1:{pg_port}"
+        if o.standby:
+            standby_port = roles.free_port()
+            add("postgres-standby", "postgres-standby",
+                roles.postgres_command(run / "postgres-standby", standby_port, run / "pg-socket",
+                                       standby=True),
+                port=standby_port, data_dir=run / "postgres-standby")
+            hosts += f",127.0.0.1:{standby_port}"
+        database_url = (f"postgresql://postgres@{hosts}/{roles.DATABASE}"
+                        + ("?target_session_attrs=read-write" if o.standby else ""))
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        add("redis", "redis", roles.redis_command(redis_port, run / "redis"), port=redis_port,
+            data_dir=run / "redis")
+        service_env = {
+            "NOVA_DATABASE_URL": database_url,
+            "NOVA_REDIS_URL": redis_url,
+            "NOVA_RTMP_URL": f"rtmp://127.0.0.1:{rtmp_port}/live",
+            "NOVA_HLS_BASE": f"http://127.0.0.1:{http_port}",
+            # One loopback address carries the whole load: keep the limiter out of its way.
+            "NOVA_RATE_LIMIT_IP": "1000000",
+            "NOVA_RATE_LIMIT_USER": "1000000",
+            **service_jwt_env(run, o.jwt_algorithm),
+            **o.service_env,
+        }
+        for index, port in enumerate(api_ports, start=1):
+            name = f"api-{index}"
+            add(name, "api", roles.service_command(), port=port, restart=o.restart)
+            self._env[name] = {**service_env, "NOVA_PORT": str(port), "NOVA_INSTANCE_ID": name}
+        conf = roles.render_nginx(run, http_port, rtmp_port, api_ports)
+        add("nginx", "nginx", roles.nginx_command(conf, run), port=http_port,
+            extra_ports={"rtmp": rtmp_port}, data_dir=run / "hls")
+        api_base = (f"http://127.0.0.1:{api_ports[0]}" if o.instances == 1
+                    else f"http://127.0.0.1:{http_port}")
+        self.state.endpoints = {
+            "api_base": api_base,
+            "ws_base": api_base.replace("http://", "ws://"),
+            "rtmp_url": f"rtmp://127.0.0.1:{rtmp_port}/live",
+            "hls_base": f"http://127.0.0.1:{http_port}",
+            "metrics_url": f"{api_base}/metrics",
+            "stat_url": f"http://127.0.0.1:{http_port}/stat",
+            "database_url": database_url,
+            "redis_url": redis_url,
+        }
+        self._check_ports()
+        self._save()
+
+    def _add_role(self, name: str, kind: str, command: list[str], *, port: int,
+                  data_dir: Path | None = None, restart: str = "never",
+                  extra_ports: dict[str, int] | None = None) -> None:
+        self.state.roles[name] = RoleState(
+            name=name, kind=kind, command=command, log=str(self.logs / f"{name}.log"),
+            port=port, extra_ports=extra_ports or {},
+            data_dir=str(data_dir) if data_dir else None, restart=restart)
+
+    def _check_ports(self) -> None:
+        for role in self.state.roles.values():
+            for port in [role.port, *role.extra_ports.values()]:
+                if port is not None and not roles.port_is_free(port):
+                    raise StackStartError(f"{role.name}: port {port} on 127.0.0.1 is already in "
+                                          f"use; log: {role.log}")
+
+    # -- starting ------------------------------------------------------------------------
+
+    def _start_all(self) -> None:
+        self._init_postgres(Path(self.state.roles["postgres"].data_dir or ""))
+        for name in self.state.roles:
+            self.start_role(name)
+
+    def _as_postgres(self) -> dict[str, Any]:
+        if self._pg_user is None:
+            return {}
+        return {"user": self._pg_user.pw_uid, "group": self._pg_user.pw_gid, "extra_groups": []}
+
+    def _chown_postgres(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        if self._pg_user is not None:
+            os.chown(path, self._pg_user.pw_uid, self._pg_user.pw_gid)
+        os.chmod(path, 0o700)
+
+    def _run_logged(self, name: str, command: list[str], **kwargs: Any) -> None:
+        log_path = self.logs / f"{name}.log"
+        with open(log_path, "ab") as out:
+            result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False,
+                                    **kwargs)
+        if result.returncode != 0:
+            raise StackStartError(f"{name}: `{' '.join(command[:2])}` failed with code "
+                                  f"{result.returncode}; log: {log_path}")
+
+    def _init_postgres(self, data_dir: Path) -> None:
+        socket_dir = self.run_dir / "pg-socket"
+        self._chown_postgres(socket_dir)
+        os.chmod(socket_dir, 0o755)
+        if (data_dir / "PG_VERSION").exists():
+            return
+        self._chown_postgres(data_dir)
+        self._run_logged("postgres", [str(roles.pg_bindir() / "initdb"), "-D", str(data_dir),
+                                      "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                                      "--locale=C", "--no-sync"], **self._as_postgres())
+
+    def start_role(self, name: str) -> RoleState:
+        """Start one role and wait until it is healthy (also used by the control socket)."""
+        with self._lock:
+            role = self.state.roles[name]
+            if role.state == "running" and self._alive(name):
+                return role
+            if role.kind == "postgres-standby":
+                self._prepare_standby(role)
+            self._spawn(role)
+        self._wait_ready(role)
+        if role.kind == "postgres":
+            self._ensure_database(role)
+        self._save()
+        return role
+
+    def _spawn(self, role: RoleState) -> None:
+        postgres = role.kind.startswith("postgres")
+        env = {**os.environ, **self._env.get(role.name, {})}
+        with open(role.log, "ab") as out:
+            proc = subprocess.Popen(
+                role.command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env, cwd=str(self.run_dir),
+                # nginx gets its own process group: its workers must die with it.
+                start_new_session=role.kind == "nginx",
+                **(self._as_postgres() if postgres else {}),
+            )
+        self._procs[role.name] = proc
+        role.pid, role.state, role.exit_code = proc.pid, "running", None
+        role.pgid = os.getpgid(proc.pid)
+        with contextlib.suppress(psutil.Error):
+            role.create_time = psutil.Process(proc.pid).create_time()
+        log.info("started %s pid %s", role.name, proc.pid)
+
+    def _alive(self, name: str) -> bool:
+        proc = self._procs.get(name)
+        return proc is not None and proc.poll() is None
+
+    def _wait_ready(self, role: RoleState) -> None:
+        port = role.port or 0
+        checks = {
+            "postgres": (lambda: roles.pg_ready(port), 30.0),
+            "postgres-standby": (lambda: roles.pg_ready(port), 30.0),
+            "redis": (lambda: roles.redis_pings(port), 10.0),
+            "api": (lambda: roles.http_status(f"http://127.0.0.1:{port}/health") == 200, 30.0),
+            "nginx": (lambda: roles.port_accepts(role.extra_ports["rtmp"]) and
+                      roles.http_status(f"http://127.0.0.1:{port}/stat") == 200, 10.0),
+        }
+        check, timeout_s = checks[role.kind]
+        proc = self._procs[role.name]
+        roles.wait_until(check, timeout_s, role.name, Path(role.log), alive=proc.poll)
+
+    def _ensure_database(self, role: RoleState) -> None:
+        bindir = roles.pg_bindir()
+        probe = subprocess.run(
+            [str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(role.port), "-U", "postgres",
+             "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{roles.DATABASE}'"],
+            capture_output=True, text=True, check=False)
+        if probe.stdout.strip() != "1":
+            self._run_logged(role.name, [str(bindir / "createdb"), "-h", "127.0.0.1", "-p",
+                                         str(role.port), "-U", "postgres", roles.DATABASE])
+
+    def _prepare_standby(self, role: RoleState) -> None:
+        data_dir = Path(role.data_dir or "")
+        if (data_dir / "PG_VERSION").exists():
+            return
+        primary = self.state.roles["postgres"]
+        self._chown_postgres(data_dir)
+        self._run_logged(role.name, [
+            str(roles.pg_bindir() / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
+            "-U", "postgres", "-D", str(data_dir), "-R", "-X", "stream", "--no-sync",
+        ], **self._as_postgres())
+
+    # -- watching ------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        changed = False
+        with self._lock:
+            for name, proc in list(self._procs.items()):
+                role = self.state.roles[name]
+                code = proc.poll()
+                if code is None or role.state != "running":
+                    continue
+                role.state, role.exit_code = "exited", code
+                log.warning("%s (pid %s) exited with code %s", name, proc.pid, code)
+                changed = True
+        for role in list(self.state.roles.values()):
+            if role.state == "exited" and role.restart == "always" and not self._stopping.is_set():
+                since = time.monotonic() - self._last_restart.get(role.name, 0.0)
+                if since >= _RESTART_BACKOFF_S:
+                    self._last_restart[role.name] = time.monotonic()
+                    self._restart(role)
+                    changed = True
+        if changed:
+            self._save()
+
+    def _restart(self, role: RoleState) -> None:
+        try:
+            role.restarts += 1
+            self.start_role(role.name)
+            log.info("restarted %s (restart %d)", role.name, role.restarts)
+        except StackError as exc:
+            log.error("restart of %s failed: %s", role.name, exc)
+            role.state = "exited"
+
+    # -- stopping ------------------------------------------------------------------------
+
+    def stop_role(self, name: str, timeout_s: float = 10.0) -> RoleState:
+        with self._lock:
+            role = self.state.roles[name]
+            proc = self._procs.get(name)
+            if proc is not None and proc.poll() is None:
+                sig = _STOP_SIGNALS.get(role.kind, signal.SIGTERM)
+                self._signal(role, proc, sig)
+                self._signal(role, proc, signal.SIGCONT)  # a paused process must see it
+                try:
+                    proc.wait(timeout=timeout_s)
+                except subprocess.TimeoutExpired:
+                    log.warning("%s ignored %s; killing", name, sig.name)
+                    self._signal(role, proc, signal.SIGKILL)
+                    proc.wait(timeout=5)
+            if role.state == "running" or proc is not None:
+                role.state = "stopped"
+                role.exit_code = proc.returncode if proc is not None else None
+            self._save()
+            return role
+
+    def _signal(self, role: RoleState, proc: subprocess.Popen[bytes], sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if role.kind == "nginx":
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+
+    def _stop_all(self) -> None:
+        for name in reversed(list(self.state.roles)):
+            if name in self._procs:
+                self.stop_role(name)
+
+    # -- control socket ------------------------------------------------------------------
+
+    def _serve_control(self) -> socketserver.ThreadingUnixStreamServer:
+        supervisor = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                try:
+                    request = json.loads(self.rfile.readline())
+                    reply = supervisor.control(request)
+                except (StackError, KeyError, ValueError) as exc:
+                    reply = {"ok": False, "error": str(exc)}
+                self.wfile.write(json.dumps(reply).encode() + b"\n")
+
+        path = self.run_dir / "control.sock"
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
+        os.chmod(path, 0o600)
+        threading.Thread(target=server.serve_forever, daemon=True, name="control").start()
+        return server
+
+    def control(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Handle {"op": "start"|"stop"|"restart"|"status", "role": NAME}."""
+        op, name = request.get("op"), request.get("role")
+        if op == "status":
+            return {"ok": True, "state": self.state.to_json()}
+        if name not in self.state.roles:
+            raise KeyError(f"unknown role {name!r}")
+        if op == "stop":
+            role = self.stop_role(str(name))
+        elif op == "start":
+            role = self.start_role(str(name))
+        elif op == "restart":
+            self.stop_role(str(name))
+            role = self.start_role(str(name))
+        else:
+            raise ValueError(f"unknown op {op!r}")
+        return {"ok": True, "role": role.__dict__}
