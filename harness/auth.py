@@ -4,6 +4,8 @@ checks need (expired, wrong audience, tampered, `alg: none`)."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 import uuid
@@ -57,3 +59,16 @@ def tampered(token: str, **changes: object) -> str:
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     claims.update(changes)
     return f"{header}.{_b64(json.dumps(claims).encode())}.{signature}"
+
+
+def hs_signed_with_public_key(public_pem: str, user_id: uuid.UUID | None = None,
+                              audience: str = AUDIENCE) -> str:
+    """The HS/RS confusion attack: an HS256 token whose HMAC secret is the server's RS256
+    public key. Built by hand because PyJWT itself refuses to sign it."""
+    now = int(time.time())
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    payload = _b64(json.dumps({"sub": str(user_id or uuid.uuid4()), "iat": now,
+                               "exp": now + 3600, "aud": audience, "role": "admin"}).encode())
+    signing_input = f"{header}.{payload}".encode()
+    signature = hmac.new(public_pem.encode(), signing_input, hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64(signature)}"

@@ -1,0 +1,112 @@
+"""Helpers shared by the integration and e2e tests: a real local stack in a private folder,
+extra service instances with their own settings, and small HTTP helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from harness.auth import TokenMinter
+from harness.tokens import minter_for
+from stack import local, roles
+from stack.jwtkeys import service_jwt_env
+from stack.roles import StackOptions
+from stack.state import StackState, read_state
+
+
+def new_run_dir(tag: str) -> Path:
+    """Outside pytest's 0700 tmp tree: the postgres user must reach the data directory."""
+    return Path(tempfile.mkdtemp(prefix=f"nova-test-{tag}-", dir="/var/tmp"))
+
+
+@dataclass
+class RunningStack:
+    run_dir: Path
+    state: StackState
+    minter: TokenMinter
+
+    @property
+    def api(self) -> str:
+        return self.state.endpoints["api_base"]
+
+    @property
+    def ws(self) -> str:
+        return self.state.endpoints["ws_base"]
+
+    def instance_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.state.roles[name].port}"
+
+    def refresh(self) -> StackState:
+        self.state = read_state(self.run_dir)
+        return self.state
+
+    def client(self, token: str | None = None, base: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=base or self.api, headers=headers, timeout=10.0)
+
+
+@contextmanager
+def running_stack(tag: str, **options: object) -> Iterator[RunningStack]:
+    run_dir = new_run_dir(tag)
+    try:
+        state, _ = local.up(StackOptions(run_dir=run_dir, **options))  # type: ignore[arg-type]
+        yield RunningStack(run_dir, state, minter_for(run_dir=run_dir))
+    finally:
+        try:
+            local.down(run_dir)
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@contextmanager
+def extra_instance(stack: RunningStack, name: str, **env: str) -> Iterator[str]:
+    """Another service process on the stack's PostgreSQL and Redis with its own settings;
+    yields its base URL."""
+    port = roles.free_port()
+    endpoints = stack.state.endpoints
+    full_env = {
+        **os.environ,
+        **service_jwt_env(stack.run_dir, env.pop("NOVA_JWT_ALGORITHM", "HS256")),
+        "NOVA_DATABASE_URL": endpoints["database_url"], "NOVA_REDIS_URL": endpoints["redis_url"],
+        "NOVA_RTMP_URL": endpoints["rtmp_url"], "NOVA_HLS_BASE": endpoints["hls_base"],
+        "NOVA_PORT": str(port), "NOVA_INSTANCE_ID": name, **env,
+    }
+    log = open(stack.run_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "stack.service"], env=full_env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        roles.wait_until(lambda: roles.http_status(f"{url}/health") == 200, 20.0, name,
+                         Path(log.name), alive=proc.poll)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+def wait_for(predicate: object, timeout_s: float = 10.0, poll_s: float = 0.05) -> bool:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll_s)
+    return False
+
+
+def publish_form(key: str, client_id: str = "1") -> dict[str, str]:
+    """The form nginx-rtmp posts to the publish webhooks."""
+    return {"app": "live", "flashver": "FMLE/3.0", "swfurl": "", "tcurl": "rtmp://127.0.0.1/live",
+            "pageurl": "", "addr": "127.0.0.1", "clientid": client_id, "call": "publish",
+            "name": key, "type": "live"}
