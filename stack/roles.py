@@ -110,7 +110,8 @@ def redis_pings(port: int) -> bool:
 
 def pg_ready(port: int) -> bool:
     result = subprocess.run(
-        [str(pg_bindir() / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)],
+        [str(pg_bindir() / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port),
+         "-U", "postgres", "-d", "postgres"],
         check=False,
     )
     return result.returncode == 0

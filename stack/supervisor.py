@@ -187,8 +187,12 @@ class Supervisor:
     def _run_logged(self, name: str, command: list[str], **kwargs: Any) -> None:
         log_path = self.logs / f"{name}.log"
         with open(log_path, "ab") as out:
-            result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False,
-                                    **kwargs)
+            try:
+                result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT,
+                                        check=False, timeout=60, **kwargs)
+            except subprocess.TimeoutExpired:
+                raise StackStartError(f"{name}: `{' '.join(command[:2])}` did not finish in "
+                                      f"60s; log: {log_path}") from None
         if result.returncode != 0:
             raise StackStartError(f"{name}: `{' '.join(command[:2])}` failed with code "
                                   f"{result.returncode}; log: {log_path}")
@@ -274,6 +278,7 @@ class Supervisor:
         self._run_logged(role.name, [
             str(roles.pg_bindir() / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
             "-U", "postgres", "-D", str(data_dir), "-R", "-X", "stream", "--no-sync",
+            "--checkpoint=fast",
         ], **self._as_postgres())
 
     # -- watching ------------------------------------------------------------------------
