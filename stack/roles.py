@@ -53,9 +53,16 @@ def pg_bindir() -> Path:
                           "'postgresql', e.g. with `make setup`)")
 
 
+def program(name: str) -> str:
+    """A program's path; /usr/sbin counts too (non-root PATHs on Debian lack it)."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    return found or name
+
+
 def require_binaries() -> None:
     """Fail with one line per missing program before anything starts."""
-    missing = [name for name in ("nginx", "redis-server", "ffmpeg") if shutil.which(name) is None]
+    missing = [name for name in ("nginx", "redis-server", "ffmpeg")
+               if not Path(program(name)).is_absolute()]
     problems = [f"{name} is not installed" for name in missing]
     if not RTMP_MODULE.exists():
         problems.append(f"the nginx RTMP module is missing ({RTMP_MODULE}; Debian package "
@@ -147,7 +154,7 @@ def render_nginx(run_dir: Path, http_port: int, rtmp_port: int, api_ports: list[
 
 
 def nginx_command(conf: Path, run_dir: Path) -> list[str]:
-    return ["nginx", "-p", str(run_dir / "nginx"), "-c", str(conf),
+    return [program("nginx"), "-p", str(run_dir / "nginx"), "-c", str(conf),
             "-e", str(run_dir / "logs" / "nginx-error.log")]
 
 
@@ -165,7 +172,7 @@ def postgres_command(data_dir: Path, port: int, socket_dir: Path, standby: bool)
 
 
 def redis_command(port: int, data_dir: Path) -> list[str]:
-    return ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+    return [program("redis-server"), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
             "--appendonly", "no", "--dir", str(data_dir), "--protected-mode", "no",
             "--daemonize", "no", "--maxclients", "10000"]
 

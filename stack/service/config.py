@@ -87,8 +87,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     public_key = _read_key(env, errors)
     if algorithm not in ("HS256", "RS256"):
         errors.append(f"NOVA_JWT_ALGORITHM={algorithm!r} must be HS256 or RS256")
-    elif algorithm == "HS256" and len(secret) < 16:
-        errors.append("NOVA_JWT_SECRET must be set (at least 16 characters) for HS256")
+    elif algorithm == "HS256" and len(secret) < 32:
+        errors.append("NOVA_JWT_SECRET must be set (at least 32 characters, RFC 7518) for HS256")
     elif algorithm == "RS256" and "PUBLIC KEY" not in public_key:
         errors.append("NOVA_JWT_PUBLIC_KEY or NOVA_JWT_PUBLIC_KEY_FILE must hold a PEM public key")
     origins = tuple(o.strip() for o in env.get("NOVA_CORS_ORIGINS", "*").split(",") if o.strip())

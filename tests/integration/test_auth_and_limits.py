@@ -22,7 +22,7 @@ def status_with(base: str, token: str) -> int:
 def test_hs256_token_cases(stack: RunningStack) -> None:
     good = stack.minter.mint()
     assert status_with(stack.api, good) == 200
-    assert status_with(stack.api, TokenMinter("HS256", "x" * 32).mint()) == 401  # wrong key
+    assert status_with(stack.api, TokenMinter("HS256", "x" * 40).mint()) == 401  # wrong key
     assert status_with(stack.api, stack.minter.mint(audience="someone-else")) == 401
     assert status_with(stack.api, stack.minter.expired()) == 401
     assert status_with(stack.api, unsigned(good)) == 401

@@ -90,7 +90,9 @@ def test_unknown_stream_is_404(api: httpx.Client, stream_id: str) -> None:
 
 def test_active_list_holds_only_active_streams(stack: RunningStack, api: httpx.Client,
                                                new_stream: dict[str, Any]) -> None:
-    ids = lambda body: {s["id"] for s in body["streams"]}  # noqa: E731
+    def ids(body: dict[str, Any]) -> set[str]:
+        return {s["id"] for s in body["streams"]}
+
     assert new_stream["id"] not in ids(api.get("/api/v1/streams/active?limit=100").json())
     assert activate(stack, new_stream["rtmp_key"]).status_code == 200
     body = api.get("/api/v1/streams/active", params={"limit": 100}).json()
