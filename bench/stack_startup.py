@@ -1,0 +1,72 @@
+"""How fast the local stack comes up and goes down, and how fast an ffmpeg publish is `active`.
+
+    .venv/bin/python bench/stack_startup.py [--runs 5]
+
+Cold = a new run folder (initdb included); warm = the same folder again. Prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from harness.broadcast import Publisher, ensure_clip
+from harness.tokens import minter_for
+from stack import local
+from stack.roles import StackOptions
+
+
+def publish_to_active_s(run_dir: Path, endpoints: dict[str, str]) -> float:
+    token = minter_for(run_dir=run_dir).mint()
+    api = httpx.Client(base_url=endpoints["api_base"],
+                       headers={"Authorization": f"Bearer {token}"})
+    stream = api.post("/api/v1/streams", json={"title": "bench", "description": ""}).json()
+    publisher = Publisher(endpoints["rtmp_url"], stream["rtmp_key"], ensure_clip(),
+                          run_dir / "logs" / "bench-ffmpeg.log")
+    started = time.monotonic()
+    publisher.start()
+    try:
+        while api.get(f"/api/v1/streams/{stream['id']}").json()["status"] != "active":
+            if time.monotonic() - started > 10:
+                raise RuntimeError("publish not active within 10 s")
+            time.sleep(0.01)
+        return time.monotonic() - started
+    finally:
+        publisher.stop()
+        api.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    ensure_clip()
+    rows: dict[str, list[float]] = {"up cold (s)": [], "up warm (s)": [], "down (s)": [],
+                                    "publish→active (s)": []}
+    for _ in range(args.runs):
+        run_dir = Path(tempfile.mkdtemp(prefix="nova-bench-", dir="/var/tmp"))
+        try:
+            for label in ("up cold (s)", "up warm (s)"):
+                started = time.monotonic()
+                state, _ = local.up(StackOptions(run_dir=run_dir))
+                rows[label].append(time.monotonic() - started)
+                rows["publish→active (s)"].append(publish_to_active_s(run_dir, state.endpoints))
+                started = time.monotonic()
+                local.down(run_dir)
+                rows["down (s)"].append(time.monotonic() - started)
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    print(f"{'measure':<22}{'n':>4}{'min':>8}{'median':>8}{'max':>8}")
+    for label, values in rows.items():
+        print(f"{label:<22}{len(values):>4}{min(values):>8.2f}{statistics.median(values):>8.2f}"
+              f"{max(values):>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
