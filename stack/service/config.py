@@ -7,9 +7,11 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from stack.errors import ConfigError
 
+N = TypeVar("N", int, float)
 REGIONS = ("us-west-2", "us-east-1", "eu-central-1", "ap-southeast-1")
 
 
@@ -43,25 +45,16 @@ class Settings:
     log_level: str = "INFO"
 
 
-def _int(env: Mapping[str, str], name: str, default: int, errors: list[str]) -> int:
+def _number(env: Mapping[str, str], name: str, default: N, errors: list[str]) -> N:
+    """The variable parsed as the type of its default; a bad value is recorded, not raised."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return type(default)(raw)
     except ValueError:
-        errors.append(f"{name}={raw!r} is not an integer")
-        return default
-
-
-def _float(env: Mapping[str, str], name: str, default: float, errors: list[str]) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        errors.append(f"{name}={raw!r} is not a number")
+        kind = "an integer" if isinstance(default, int) else "a number"
+        errors.append(f"{name}={raw!r} is not {kind}")
         return default
 
 
@@ -94,26 +87,26 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     origins = tuple(o.strip() for o in env.get("NOVA_CORS_ORIGINS", "*").split(",") if o.strip())
     settings = Settings(
         host=env.get("NOVA_HOST", d.host),
-        port=_int(env, "NOVA_PORT", d.port, errors),
+        port=_number(env, "NOVA_PORT", d.port, errors),
         instance_id=env.get("NOVA_INSTANCE_ID") or d.instance_id,
         database_url=env.get("NOVA_DATABASE_URL", d.database_url),
-        db_pool_max=_int(env, "NOVA_DB_POOL_MAX", d.db_pool_max, errors),
-        db_timeout_s=_float(env, "NOVA_DB_TIMEOUT_S", d.db_timeout_s, errors),
+        db_pool_max=_number(env, "NOVA_DB_POOL_MAX", d.db_pool_max, errors),
+        db_timeout_s=_number(env, "NOVA_DB_TIMEOUT_S", d.db_timeout_s, errors),
         redis_url=env.get("NOVA_REDIS_URL", d.redis_url),
-        redis_timeout_s=_float(env, "NOVA_REDIS_TIMEOUT_S", d.redis_timeout_s, errors),
+        redis_timeout_s=_number(env, "NOVA_REDIS_TIMEOUT_S", d.redis_timeout_s, errors),
         jwt_algorithm=algorithm,
         jwt_secret=secret,
         jwt_public_key=public_key,
         jwt_audience=env.get("NOVA_JWT_AUDIENCE", d.jwt_audience),
-        jwt_leeway_s=_float(env, "NOVA_JWT_LEEWAY_S", d.jwt_leeway_s, errors),
+        jwt_leeway_s=_number(env, "NOVA_JWT_LEEWAY_S", d.jwt_leeway_s, errors),
         rtmp_url=env.get("NOVA_RTMP_URL", d.rtmp_url),
         hls_base=env.get("NOVA_HLS_BASE", d.hls_base).rstrip("/"),
-        ws_ping_interval_s=_float(env, "NOVA_WS_PING_INTERVAL_S", d.ws_ping_interval_s, errors),
-        ws_pong_timeout_s=_float(env, "NOVA_WS_PONG_TIMEOUT_S", d.ws_pong_timeout_s, errors),
-        viewer_coalesce_ms=_int(env, "NOVA_VIEWER_COALESCE_MS", d.viewer_coalesce_ms, errors),
-        rate_limit_window_s=_int(env, "NOVA_RATE_LIMIT_WINDOW_S", d.rate_limit_window_s, errors),
-        rate_limit_ip=_int(env, "NOVA_RATE_LIMIT_IP", d.rate_limit_ip, errors),
-        rate_limit_user=_int(env, "NOVA_RATE_LIMIT_USER", d.rate_limit_user, errors),
+        ws_ping_interval_s=_number(env, "NOVA_WS_PING_INTERVAL_S", d.ws_ping_interval_s, errors),
+        ws_pong_timeout_s=_number(env, "NOVA_WS_PONG_TIMEOUT_S", d.ws_pong_timeout_s, errors),
+        viewer_coalesce_ms=_number(env, "NOVA_VIEWER_COALESCE_MS", d.viewer_coalesce_ms, errors),
+        rate_limit_window_s=_number(env, "NOVA_RATE_LIMIT_WINDOW_S", d.rate_limit_window_s, errors),
+        rate_limit_ip=_number(env, "NOVA_RATE_LIMIT_IP", d.rate_limit_ip, errors),
+        rate_limit_user=_number(env, "NOVA_RATE_LIMIT_USER", d.rate_limit_user, errors),
         cors_origins=origins or ("*",),
         migrate_on_start=env.get("NOVA_MIGRATE_ON_START", "1") not in ("0", "false", "no"),
         log_level=env.get("NOVA_LOG_LEVEL", d.log_level).upper(),

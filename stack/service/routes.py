@@ -127,10 +127,15 @@ async def change_quality(request: web.Request) -> web.Response:
 
 # -- RTMP webhooks (called by nginx-rtmp, form-encoded) ---------------------------------------
 
+async def _publish_form(request: web.Request) -> tuple[str, str]:
+    """(stream key, nginx client id) from the webhook form."""
+    form = await request.post()
+    return str(form.get("name", "")), str(form.get("clientid", ""))
+
+
 @routes.post("/api/v1/streams/auth")
 async def rtmp_auth(request: web.Request) -> web.Response:
-    form = await request.post()
-    key, client_id = str(form.get("name", "")), str(form.get("clientid", ""))
+    key, client_id = await _publish_form(request)
     svc = service(request)
     try:
         row = await svc.activate(key, client_id) if key else None
@@ -146,8 +151,7 @@ async def rtmp_auth(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/streams/done")
 async def rtmp_done(request: web.Request) -> web.Response:
-    form = await request.post()
-    key, client_id = str(form.get("name", "")), str(form.get("clientid", ""))
+    key, client_id = await _publish_form(request)
     svc = service(request)
     try:
         row = await svc.db.get_stream_by_key(key) if key else None
