@@ -121,6 +121,69 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return EXIT_OK if report.passed else EXIT_FAILED
 
 
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    mapping = {"duration": "duration", "viewers_per_stream": "viewers.per_stream",
+               "streams": "streams.count", "target": "target.base_url", "profile": "profile",
+               "api_rate": "api_clients.rate_per_s", "hls_share": "viewers.hls_share"}
+    return {dotted: getattr(args, name) for name, dotted in mapping.items()
+            if getattr(args, name, None) is not None}
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from harness.scenario import load_scenario
+
+    problems: list[str] = []
+    for path in args.files:
+        try:
+            scenario, profile = load_scenario(path, _overrides(args))
+            print(f"{path}: ok ({scenario.planned_viewers} viewers, {scenario.streams.count} "
+                  f"streams, {scenario.load.total_s:.0f} s, profile {profile.name})")
+        except InputError as exc:
+            problems += exc.problems
+    if problems:
+        raise InputError(problems, hint="see docs/scenarios.md for every field")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.progress import Progress
+    from harness.run import Run, RunOptions
+
+    run = Run(RunOptions(scenario_path=args.scenario, overrides=_overrides(args),
+                         results_root=args.results, workers=args.workers, web_port=args.web,
+                         stack_dir=args.run_dir, progress=not args.quiet))
+    print(f"run {run.run_id}: {run.scenario.planned_viewers} viewers on "
+          f"{run.scenario.streams.count} streams for {run.scenario.load.total_s:.0f} s "
+          f"-> {run.results_dir}", flush=True)
+    with Progress(enabled=not args.quiet) as progress:
+        outcome = run.execute(show=progress)
+    manifest = outcome.manifest
+    print(f"run {outcome.status}: {manifest['viewers_connected']}/"
+          f"{manifest['planned']['viewers']} viewers connected, broadcasters "
+          f"{manifest['broadcasters']}, {manifest['rows']['samples']} samples; "
+          f"generator saturated: {manifest['validity']['saturated']}")
+    print(f"results: {outcome.results_dir}")
+    if outcome.status == "aborted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if outcome.status == "completed" else EXIT_FAILED
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from harness.run import worker_main
+
+    return worker_main(args.master, args.index)
+
+
+def _add_overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", help="total run length, e.g. 2m (re-sizes load.hold)")
+    parser.add_argument("--viewers-per-stream", type=int)
+    parser.add_argument("--streams", type=int, help="number of streams")
+    parser.add_argument("--target", help="API base URL of a deployed target (not the local stack)")
+    parser.add_argument("--profile", help="nova-doc, nova-served or a profile YAML path")
+    parser.add_argument("--api-rate", type=float, help="API arrivals per second")
+    parser.add_argument("--hls-share", type=float, help="share of viewers that play HLS, 0..1")
+
+
 def _add_run_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", type=Path, default=local.default_run_dir(),
                         help="the stack's private folder (default: $NOVA_STACK_DIR or "
@@ -184,6 +247,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--algorithm", choices=["HS256", "RS256"],
                    help="algorithm for the local stack's keys (default: what the stack uses)")
     p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("validate", help="check scenario files; every problem at once (exit 2)")
+    p.add_argument("files", nargs="+", type=Path)
+    _add_overrides(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("run", help="run a scenario and leave results/<run-id>/")
+    p.add_argument("scenario", type=Path)
+    _add_overrides(p)
+    _add_run_dir(p)
+    p.add_argument("--results", type=Path, default=Path("results"),
+                   help="folder for results/<run-id>/ (default ./results)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="local Locust worker processes (default 0: one process)")
+    p.add_argument("--web", type=int, metavar="PORT", help="serve Locust's web UI on this port")
+    p.add_argument("--quiet", action="store_true", help="no live progress")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("worker", help="join a run's master as a Locust worker")
+    p.add_argument("--master", required=True, help="HOST:PORT of the master")
+    p.add_argument("--index", type=int, default=1, help="worker number (spreads streams)")
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("smoke", help="broadcast + viewer smoke against the running local stack")
     _add_run_dir(p)

@@ -1,0 +1,68 @@
+"""Running figures for the terminal progress display, fed by the same rows as the Recorder."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Sequence
+from typing import Any
+
+from harness.record import Recorder
+
+
+class LiveStats:
+    """A RowSink that forwards to the Recorder and keeps a few rolling counters."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.connected: Counter[str] = Counter()
+        self.ever_connected: set[str] = set()
+        self.established: set[str] = set()
+        self.started_seen: set[str] = set()
+        self.ws_events: deque[float] = deque(maxlen=200_000)
+        self.push_ms: deque[tuple[float, float]] = deque(maxlen=20_000)
+        self.http: deque[tuple[float, bool]] = deque(maxlen=20_000)
+
+    def add(self, table: str, row: Sequence[Any]) -> None:
+        self.recorder.add(table, row)
+        self._observe(table, row)
+
+    def add_many(self, table: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.recorder.add_many(table, rows)
+        for row in rows:
+            self._observe(table, row)
+
+    def _observe(self, table: str, row: Sequence[Any]) -> None:
+        if table == "samples":
+            kind = row[2]
+            if kind == "ws_event":
+                self.ws_events.append(row[0])
+                if row[5]:
+                    self.push_ms.append((row[0], row[4]))
+                if row[3] == "connection_established":
+                    self.established.add(row[10])
+            elif kind == "http":
+                self.http.append((row[0], bool(row[5])))
+        elif table == "events":
+            kind, stream, user = row[1], row[2], row[3]
+            if kind == "viewer_connected":
+                self.connected[stream] += 1
+                self.ever_connected.add(user)
+            elif kind == "viewer_closed":
+                self.connected[stream] -= 1
+            elif kind == "stream_active_seen":
+                self.started_seen.add(user)
+
+    def events_per_s(self, window_s: float = 5.0) -> float:
+        cutoff = time.time() - window_s
+        return sum(1 for t in reversed(self.ws_events) if t >= cutoff) / window_s
+
+    def push_p95_ms(self, window_s: float = 10.0) -> float | None:
+        cutoff = time.time() - window_s
+        recent = sorted(v for t, v in self.push_ms if t >= cutoff)
+        return recent[int(0.95 * (len(recent) - 1))] if recent else None
+
+    def http_rate(self, window_s: float = 5.0) -> tuple[float, int]:
+        cutoff = time.time() - window_s
+        recent = [ok for t, ok in self.http if t >= cutoff]
+        return len(recent) / window_s, sum(1 for ok in recent if not ok)

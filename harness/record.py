@@ -1,0 +1,173 @@
+"""The Recorder: every producer's rows go to one results folder. Rows are buffered in memory
+and written as complete Parquet part files every `flush_interval_s` by a native thread (never on
+the gevent loop), each to a temp name then renamed, so a killed run loses at most one interval
+and never leaves a corrupt part. `close()` compacts each table's parts into one file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from harness.schema import TABLES
+
+Submit = Callable[[Callable[[], None]], "Future[None] | Any"]
+_COMPACT_PREFIX = "compact-"
+
+
+def _native_submit() -> Callable[[Callable[[], None]], Any]:
+    """Run writes on a real OS thread: under gevent's monkey-patching ordinary threads are
+    greenlets, and a Parquet flush on the loop would freeze the load for tens of ms."""
+    try:
+        from gevent import monkey
+
+        if monkey.is_module_patched("threading"):
+            import gevent
+
+            pool = gevent.get_hub().threadpool
+            return lambda fn: pool.spawn(fn)
+    except ImportError:
+        pass
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
+    return executor.submit
+
+
+def atomic_write_json(path: Path, document: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(document, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+class TableWriter:
+    """Buffered rows of one table and its numbered part files."""
+
+    def __init__(self, folder: Path, schema: pa.Schema) -> None:
+        self.folder = folder
+        self.schema = schema
+        self.rows: list[Sequence[Any]] = []
+        self.rows_written = 0
+        self.next_part = 1 + max((_part_number(p) for p in folder.glob("part-*.parquet")),
+                                 default=0)
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def take(self) -> list[Sequence[Any]]:
+        rows, self.rows = self.rows, []
+        return rows
+
+    def write_part(self, rows: list[Sequence[Any]], number: int) -> None:
+        columns = list(zip(*rows, strict=True))
+        arrays = [pa.array(col, type=field.type) for col, field in
+                  zip(columns, self.schema, strict=True)]
+        table = pa.Table.from_arrays(arrays, schema=self.schema)
+        final = self.folder / f"part-{number:06d}.parquet"
+        tmp = self.folder / f".part-{number:06d}.parquet.tmp"
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, final)
+        self.rows_written += len(rows)
+
+
+def _part_number(path: Path) -> int:
+    try:
+        return int(path.stem.split("-")[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+def compact(folder: Path) -> Path | None:
+    """Merge every part of a table into `compact-FIRST-LAST.parquet`; readers skip parts that
+    a compacted file covers, so a crash between writing it and deleting them loses nothing."""
+    parts = sorted(folder.glob("part-*.parquet"), key=_part_number)
+    if len(parts) < 2:
+        return None
+    first, last = _part_number(parts[0]), _part_number(parts[-1])
+    target = folder / f"{_COMPACT_PREFIX}{first:06d}-{last:06d}.parquet"
+    tmp = folder / f".{target.name}.tmp"
+    with pq.ParquetWriter(tmp, pq.read_schema(parts[0]), compression="zstd") as writer:
+        for part in parts:
+            writer.write_table(pq.read_table(part))
+    os.replace(tmp, target)
+    for part in parts:
+        part.unlink()
+    return target
+
+
+class Recorder:
+    """Thread-safe sink for the four tables; `flush()` may be called from any greenlet."""
+
+    def __init__(self, results_dir: Path, flush_interval_s: float = 2.0,
+                 max_buffered_rows: int = 50_000) -> None:
+        self.results_dir = results_dir
+        self.flush_interval_s = flush_interval_s
+        self.max_buffered_rows = max_buffered_rows
+        self.writers = {name: TableWriter(results_dir / name, schema)
+                        for name, schema in TABLES.items()}
+        self._lock = threading.Lock()
+        self._submit = _native_submit()
+        self._pending: list[Any] = []
+        self._last_flush = time.monotonic()
+        self.rows_seen = dict.fromkeys(TABLES, 0)
+        self.write_errors: list[str] = []
+
+    def add(self, table: str, row: Sequence[Any]) -> None:
+        writer = self.writers[table]
+        writer.rows.append(row)
+        self.rows_seen[table] += 1
+        if len(writer.rows) >= self.max_buffered_rows:
+            self.flush()
+
+    def add_many(self, table: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.writers[table].rows.extend(rows)
+        self.rows_seen[table] += len(rows)
+
+    def maybe_flush(self) -> None:
+        if time.monotonic() - self._last_flush >= self.flush_interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand every buffered row to the writer thread as new part files."""
+        self._last_flush = time.monotonic()
+        with self._lock:
+            batches = []
+            for writer in self.writers.values():
+                rows = writer.take()
+                if rows:
+                    batches.append((writer, rows, writer.next_part))
+                    writer.next_part += 1
+        for writer, rows, number in batches:
+            self._pending.append(self._submit(self._guarded(writer, rows, number)))
+        self._pending = [f for f in self._pending if not _done(f)]
+
+    def _guarded(self, writer: TableWriter, rows: list[Sequence[Any]],
+                 number: int) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                writer.write_part(rows, number)
+            except Exception as exc:  # a bad row must not kill the run; it is reported
+                self.write_errors.append(f"{writer.folder.name} part {number}: {exc}")
+        return run
+
+    def close(self, compact_parts: bool = True) -> None:
+        """Flush, wait for the writer, and compact each table."""
+        self.flush()
+        for future in self._pending:
+            with contextlib.suppress(Exception):
+                future.get() if hasattr(future, "get") else future.result()
+        self._pending = []
+        if compact_parts:
+            for writer in self.writers.values():
+                compact(writer.folder)
+
+
+def _done(future: Any) -> bool:
+    if hasattr(future, "ready"):
+        return bool(future.ready())
+    return bool(future.done())

@@ -1,0 +1,361 @@
+"""`nova-harness run`: validate → (local stack) → streams → viewers and API clients through
+Locust → publishers → phases → stop → results folder. Ctrl-C stops the load and publishers,
+flushes results and marks the run `aborted`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gevent
+import psutil
+from locust.env import Environment
+
+from harness import __version__
+from harness.errors import InputError, TargetUnreachable
+from harness.fleet import Fleet
+from harness.livestats import LiveStats
+from harness.record import Recorder, atomic_write_json
+from harness.scenario import load_scenario
+from harness.schema import RESULTS_SCHEMA_VERSION
+from harness.selfwatch import SelfWatch
+from harness.shipper import MESSAGE
+from harness.tokens import minter_for
+from harness.users.api import ApiArrivalsUser
+from harness.users.context import RunPlan, UserContext
+from harness.users.viewer import ViewerUser
+from stack import local
+from stack.errors import StackError
+from stack.roles import StackOptions
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    scenario_path: Path
+    overrides: dict[str, Any] = field(default_factory=dict)
+    results_root: Path = Path("results")
+    workers: int = 0
+    web_port: int | None = None
+    stack_dir: Path = field(default_factory=local.default_run_dir)
+    progress: bool = True
+
+
+@dataclass
+class RunOutcome:
+    results_dir: Path
+    status: str
+    manifest: dict[str, Any]
+
+
+def new_run_id(name: str) -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{name}-{uuid.uuid4().hex[:6]}"
+
+
+def user_classes(viewers: int) -> list[type]:
+    """Run-specific subclasses: Locust reads `fixed_count` from the class."""
+    viewer = type("Viewer", (ViewerUser,), {"fixed_count": viewers, "abstract": False,
+                                           "__module__": __name__})
+    api = type("ApiClients", (ApiArrivalsUser,), {"abstract": False, "__module__": __name__})
+    return [viewer, api]
+
+
+class Run:
+    """One run; `execute()` is the whole life cycle."""
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self.scenario, self.profile = load_scenario(options.scenario_path,
+                                                    dict(options.overrides))
+        if options.workers < 0 or options.workers > 32:
+            raise InputError([f"--workers {options.workers}: must be between 0 and 32"])
+        self.run_id = new_run_id(self.scenario.name)
+        self.results_dir = options.results_root / self.run_id
+        self.stop_requested = False
+        self.stop_reason = "completed"
+        self.started_stack = False
+        self.stages: list[dict[str, Any]] = []
+        self.worker_procs: list[subprocess.Popen[bytes]] = []
+
+    # -- manifest ------------------------------------------------------------------------
+
+    def manifest(self, status: str, **extra: Any) -> dict[str, Any]:
+        s = self.scenario
+        document: dict[str, Any] = {
+            "schema_version": RESULTS_SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "status": status,
+            "harness_version": __version__,
+            "scenario_file": str(self.options.scenario_path),
+            "scenario": s.model_dump(mode="json"),
+            "overrides": {k: str(v) for k, v in self.options.overrides.items()},
+            "profile": self.profile.name,
+            "target": getattr(self, "endpoints_public", {}),
+            "host": {"hostname": socket.gethostname(), "cpus": os.cpu_count(),
+                     "memory_bytes": psutil.virtual_memory().total,
+                     "python": platform.python_version()},
+            "planned": {"viewers": s.planned_viewers, "streams": s.streams.count,
+                        "duration_s": s.load.total_s, "api_rate_per_s": s.api_clients.rate_per_s,
+                        "workers": self.options.workers},
+            "started_at": getattr(self, "started_at", None),
+            "stages": self.stages,
+            "phases": self._phases(),
+        }
+        document.update(extra)
+        return document
+
+    def _phases(self) -> list[dict[str, Any]]:
+        if not self.stages:
+            return []
+        start = self.stages[0]["start"]
+        end = self.stages[-1].get("end") or time.time()
+        load = self.scenario.load
+        warm_end = min(start + load.warmup, end)
+        cool_start = max(warm_end, end - load.cooldown)
+        return [{"name": "warmup", "start": start, "end": warm_end},
+                {"name": "steady", "start": warm_end, "end": cool_start},
+                {"name": "cooldown", "start": cool_start, "end": end}]
+
+    def write_manifest(self, status: str, **extra: Any) -> dict[str, Any]:
+        document = self.manifest(status, **extra)
+        atomic_write_json(self.results_dir / "manifest.json", document)
+        return document
+
+    # -- set-up --------------------------------------------------------------------------
+
+    def endpoints(self) -> dict[str, str]:
+        target = self.scenario.target
+        if target.stack == "local":
+            try:
+                state, reused = local.up(StackOptions(
+                    run_dir=self.options.stack_dir, instances=self.scenario.stack.instances,
+                    standby=self.scenario.stack.standby))
+            except StackError as exc:
+                raise TargetUnreachable(f"local stack: {exc}") from None
+            self.started_stack = not reused
+            return state.endpoints
+        base = str(target.base_url).rstrip("/")
+        return {"api_base": base, "ws_base": target.ws_base or base.replace("http", "ws", 1),
+                "rtmp_url": target.rtmp_url or "", "hls_base": target.hls_base or base,
+                "metrics_url": base + self.profile.path("metrics")}
+
+    def tokens(self, count: int) -> tuple[str, ...]:
+        auth = self.scenario.auth
+        if auth.mode == "token_file":
+            path = Path(str(auth.token_file))
+            lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+            if not lines:
+                raise InputError([f"auth.token_file {path}: no tokens"])
+            return tuple(lines)
+        minter = minter_for(run_dir=self.options.stack_dir,
+                            secret_env=auth.secret_env if auth.mode == "secret_env" else None,
+                            key_file=Path(auth.key_file) if auth.mode == "key_file" and
+                            auth.key_file else None)
+        # One user per token spreads per-user rate limits; 1000 distinct users is plenty.
+        return tuple(minter.mint() for _ in range(max(1, min(count, 1000))))
+
+    # -- the run -------------------------------------------------------------------------
+
+    def execute(self, show: Callable[[Run], None] | None = None) -> RunOutcome:
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        (self.results_dir / "logs").mkdir(exist_ok=True)
+        self.started_at = time.time()
+        self.recorder = Recorder(self.results_dir)
+        self.live = LiveStats(self.recorder)
+        self.ctx = UserContext(worker="master" if self.options.workers else "local",
+                               sink=self.live)
+        endpoints = self.endpoints()
+        self.endpoints_public = {k: v for k, v in endpoints.items()
+                                 if k not in ("database_url", "redis_url")}
+        self.write_manifest("running")
+        self.watch = SelfWatch(self.ctx)
+        self.fleet: Fleet | None = None
+        status = "crashed"
+        try:
+            self._install_signals()
+            self.watch.start()
+            flusher = gevent.spawn(self._flush_loop)
+            status = self._drive(endpoints, show)
+            flusher.kill()
+        finally:
+            if self.fleet is not None:
+                self.fleet.stop_all()
+            self._stop_workers()
+            self.watch.stop()
+            self.recorder.close()
+            manifest = self.write_manifest(
+                status, ended_at=time.time(), stop_reason=self.stop_reason,
+                streams=[b.plan.id for b in self.fleet.broadcasts] if self.fleet else [],
+                broadcasters=self.fleet.states() if self.fleet else [],
+                validity=self.watch.summary(), rows=self.recorder.rows_seen,
+                write_errors=self.recorder.write_errors,
+                viewers_connected=len(self.live.ever_connected))
+            if self.started_stack:
+                local.down(self.options.stack_dir)
+        return RunOutcome(self.results_dir, status, manifest)
+
+    def _install_signals(self) -> None:
+        def request_stop() -> None:
+            self.stop_requested = True
+            self.stop_reason = "interrupted"
+        gevent.signal_handler(signal.SIGINT, request_stop)
+        gevent.signal_handler(signal.SIGTERM, request_stop)
+
+    def _flush_loop(self) -> None:
+        while True:
+            gevent.sleep(0.5)
+            self.recorder.maybe_flush()
+
+    def _environment(self) -> Environment:
+        classes = user_classes(self.scenario.planned_viewers)
+        if self.scenario.api_clients.rate_per_s <= 0:
+            classes = classes[:1]
+        env = Environment(user_classes=classes)
+        env.nova = self.ctx  # type: ignore[attr-defined]
+        if self.options.workers:
+            env.create_master_runner("127.0.0.1", 0)
+            assert env.runner is not None
+            env.runner.register_message(MESSAGE, lambda msg, **_: self._receive(msg.data))
+        else:
+            env.create_local_runner()
+        if self.options.web_port:
+            env.create_web_ui("127.0.0.1", self.options.web_port)
+        return env
+
+    def _receive(self, data: dict[str, list[list[Any]]]) -> None:
+        for table, rows in data.items():
+            self.live.add_many(table, [tuple(r) for r in rows])
+
+    def _drive(self, endpoints: dict[str, str], show: Callable[[Run], None] | None) -> str:
+        s = self.scenario
+        api_tokens = self.tokens(10)
+        self.fleet = Fleet(self.ctx, self.profile, endpoints["api_base"],
+                           endpoints["rtmp_url"], endpoints["hls_base"], api_tokens[0],
+                           self.results_dir / "logs")
+        streams = self.fleet.create_streams(s.streams.count, s.streams.title_prefix,
+                                            s.streams.region)
+        plan = RunPlan(
+            api_base=endpoints["api_base"], ws_base=endpoints["ws_base"],
+            profile=self.profile.model_dump(by_alias=True), streams=tuple(streams),
+            viewer_tokens=self.tokens(s.planned_viewers), api_tokens=api_tokens,
+            hls_share=s.viewers.hls_share, info_interval_s=s.viewers.info_interval_s,
+            reconnect=s.viewers.reconnect,
+            # One ApiClients user (fixed_count 1) runs the whole arrival rate.
+            api_rate_per_s=s.api_clients.rate_per_s,
+            api_mix=dict(s.api_clients.mix), region=s.streams.region)
+        self.ctx.set_plan(plan)
+        env = self._environment()
+        runner = env.runner
+        assert runner is not None
+        if self.options.workers:
+            self._start_workers(runner)
+            runner.send_message("nova_plan", plan.to_message())
+        users = s.planned_viewers + (1 if s.api_clients.rate_per_s > 0 else 0)
+        spawn_rate = s.load.spawn_rate_per_s or max(1.0, users / max(s.load.ramp, 1.0))
+        self._stage("ramp")
+        runner.start(users, spawn_rate=spawn_rate)
+        if not self._wait(s.load.ramp, show):
+            return self._abort(runner)
+        if s.streams.broadcast:
+            self.fleet.publish_all(s.streams.clip)
+        self._stage("hold")
+        if not self._wait(max(0.0, s.load.hold - (time.time() - self.stages[-1]["start"])),
+                          show):
+            return self._abort(runner)
+        self._stage("ramp_down")
+        self.fleet.stop_all()  # viewers get stream_ended and close
+        self._wait(s.load.ramp_down, show)
+        runner.stop()
+        self._end_stage()
+        gevent.sleep(1.0)  # let workers ship their last rows
+        runner.quit()
+        return "completed"
+
+    def _abort(self, runner: Any) -> str:
+        runner.stop()
+        self._end_stage()
+        gevent.sleep(0.5)
+        runner.quit()
+        return "aborted"
+
+    def _stage(self, name: str) -> None:
+        self._end_stage()
+        self.stages.append({"name": name, "start": time.time(), "end": None})
+        self.write_manifest("running")
+
+    def _end_stage(self) -> None:
+        if self.stages and self.stages[-1]["end"] is None:
+            self.stages[-1]["end"] = time.time()
+
+    def _wait(self, seconds: float, show: Callable[[Run], None] | None) -> bool:
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            if self.stop_requested:
+                return False
+            if show is not None:
+                show(self)
+            gevent.sleep(min(1.0, max(0.0, deadline - time.time())))
+        return not self.stop_requested
+
+    # -- local workers -------------------------------------------------------------------
+
+    def _start_workers(self, runner: Any) -> None:
+        port = runner.server.port
+        for index in range(1, self.options.workers + 1):
+            log = open(self.results_dir / "logs" / f"worker-{index}.log", "ab")  # noqa: SIM115
+            self.worker_procs.append(subprocess.Popen(
+                [sys.executable, "-m", "harness.cli", "worker", "--master",
+                 f"127.0.0.1:{port}", "--index", str(index)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+        deadline = time.time() + 60
+        while len(runner.clients.ready) < self.options.workers:
+            if time.time() > deadline or any(p.poll() is not None for p in self.worker_procs):
+                raise TargetUnreachable(f"{len(runner.clients.ready)} of "
+                                        f"{self.options.workers} workers connected; logs in "
+                                        f"{self.results_dir / 'logs'}")
+            gevent.sleep(0.2)
+
+    def _stop_workers(self) -> None:
+        for proc in self.worker_procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                proc.wait(timeout=5)
+
+
+def worker_main(master: str, index: int) -> int:
+    """`nova-harness worker --master HOST:PORT`: a Locust worker that ships rows to the master."""
+    from harness.shipper import Shipper
+
+    host, _, port = master.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError([f"--master {master!r}: expected HOST:PORT"])
+    # The master decides the viewer count; the class shapes must match its.
+    env = Environment(user_classes=user_classes(0))
+    runner = env.create_worker_runner(host, int(port))
+    ctx = UserContext(worker=f"worker-{index}", sink=Shipper(runner), worker_index=index)
+    env.nova = ctx  # type: ignore[attr-defined]
+    runner.register_message("nova_plan",
+                            lambda msg, **_: ctx.set_plan(RunPlan.from_message(msg.data)))
+    shipper = ctx.sink
+    assert isinstance(shipper, Shipper)
+    env.events.test_stop.add_listener(  # type: ignore[no-untyped-call]
+        lambda **_: gevent.spawn_later(0.2, shipper.ship))
+    watch = SelfWatch(ctx)
+    watch.start()
+    runner.greenlet.join()
+    shipper.ship()
+    return 0
+

@@ -1,0 +1,59 @@
+"""The results format: the one contract between harness/ and analysis/ (docs/results-format.md).
+Column order here is the order of the tuples producers hand to the Recorder."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+RESULTS_SCHEMA_VERSION = 1
+
+TABLES: dict[str, pa.Schema] = {
+    "samples": pa.schema([
+        ("ts", pa.float64()),            # UTC epoch seconds, operation start
+        ("intended_ts", pa.float64()),   # when an open-model operation was due; = ts otherwise
+        ("kind", pa.string()),           # http, ws_connect, ws_event, ws_rtt, hls_playlist, …
+        ("name", pa.string()),
+        ("latency_ms", pa.float64()),
+        ("ok", pa.bool_()),
+        ("status", pa.int32()),
+        ("error", pa.string()),
+        ("bytes", pa.int64()),
+        ("worker", pa.string()),
+        ("user", pa.string()),
+        ("stream", pa.string()),
+    ]),
+    "events": pa.schema([
+        ("ts", pa.float64()),
+        ("type", pa.string()),
+        ("stream", pa.string()),
+        ("user", pa.string()),
+        ("value", pa.float64()),
+        ("detail", pa.string()),
+    ]),
+    "resources": pa.schema([
+        ("ts", pa.float64()),
+        ("host", pa.string()),
+        ("role", pa.string()),
+        ("pid", pa.int64()),
+        ("cpu_pct", pa.float64()),
+        ("rss_bytes", pa.int64()),
+        ("mem_pct", pa.float64()),
+        ("read_bytes", pa.int64()),
+        ("write_bytes", pa.int64()),
+        ("num_fds", pa.int64()),
+        ("num_conns", pa.int64()),
+    ]),
+    "metrics": pa.schema([
+        ("ts", pa.float64()),
+        ("source", pa.string()),
+        ("series", pa.string()),
+        ("labels", pa.string()),
+        ("value", pa.float64()),
+    ]),
+}
+
+SampleRow = tuple[float, float, str, str, float, bool, int | None, str | None, int, str, str,
+                  str | None]
+EventRow = tuple[float, str, str | None, str | None, float | None, str | None]
+ResourceRow = tuple[float, str, str, int | None, float, int, float, int, int, int, int]
+MetricRow = tuple[float, str, str, str, float]

@@ -1,0 +1,34 @@
+"""A worker's sink: rows are batched and sent to the master over Locust's messaging every
+second (and once more when the test stops), where the master's Recorder writes them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gevent
+
+MESSAGE = "nova_rows"
+
+
+class Shipper:
+    def __init__(self, runner: Any, interval_s: float = 1.0) -> None:
+        self.runner = runner
+        self.interval_s = interval_s
+        self.buffers: dict[str, list[Sequence[Any]]] = {}
+        self.greenlet = gevent.spawn(self._loop)
+
+    def add(self, table: str, row: Sequence[Any]) -> None:
+        self.buffers.setdefault(table, []).append(row)
+
+    def ship(self) -> None:
+        if not any(self.buffers.values()):
+            return
+        batch, self.buffers = self.buffers, {}
+        self.runner.send_message(MESSAGE, {t: [list(r) for r in rows]
+                                           for t, rows in batch.items()})
+
+    def _loop(self) -> None:
+        while True:
+            gevent.sleep(self.interval_s)
+            self.ship()

@@ -1,0 +1,126 @@
+"""HLS playback at the live edge, at real-time pace: startup time, segment fetch time and size,
+404s at the edge, stalls (a simulated player buffer runs dry), live-edge lag, and
+ingest-to-playlist delay from timestamp-named segments."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import gevent
+from geventhttpclient import URL, HTTPClient
+
+from harness.users.context import StreamPlan, UserContext
+
+_TARGET = re.compile(r"#EXT-X-TARGETDURATION:(\d+(?:\.\d+)?)")
+_SEGMENT = re.compile(r"#EXTINF:(\d+(?:\.\d+)?),[^\n]*\n([^\n#][^\n]*)")
+
+
+@dataclass(frozen=True)
+class Segment:
+    uri: str
+    duration_s: float
+
+
+def parse_playlist(text: str) -> tuple[float, list[Segment]]:
+    """(target duration, segments in order) of a live media playlist."""
+    target = _TARGET.search(text)
+    segments = [Segment(uri.strip(), float(d)) for d, uri in _SEGMENT.findall(text)]
+    return (float(target.group(1)) if target else 2.0), segments
+
+
+class HlsPlayer:
+    """One viewer's HLS session; started when the viewer sees `stream_started`."""
+
+    def __init__(self, ctx: UserContext, stream: StreamPlan, user: str) -> None:
+        self.ctx, self.stream, self.user = ctx, stream, user
+        url = URL(stream.hls_url)
+        self.base_path = url.path.rsplit("/", 1)[0]
+        self.client = HTTPClient.from_url(url, concurrency=1, network_timeout=10,
+                                          connection_timeout=5)
+        self.playlist_path = url.request_uri
+        self.greenlet: gevent.Greenlet[Any, Any] | None = None
+        self.fetched: set[str] = set()
+        self.first_seen: dict[str, float] = {}
+
+    def start(self) -> None:
+        if self.greenlet is None:
+            self.greenlet = gevent.spawn(self._play)
+
+    def stop(self) -> None:
+        if self.greenlet is not None:
+            self.greenlet.kill(block=False)
+        self.client.close()
+
+    def _get(self, path: str, kind: str) -> tuple[int, bytes] | None:
+        started = time.time()
+        try:
+            response = self.client.get(path)
+            body = response.read()
+            status = response.status_code
+        except (OSError, gevent.Timeout) as exc:
+            self.ctx.sample(started, kind, kind, (time.time() - started) * 1000, False,
+                            error=type(exc).__name__, user=self.user, stream=self.stream.id)
+            return None
+        ok = status == 200
+        self.ctx.sample(started, kind, kind, (time.time() - started) * 1000, ok, status,
+                        None if ok else ("edge_404" if status == 404 else f"HTTP {status}"),
+                        len(body), self.user, self.stream.id)
+        return status, body
+
+    def _play(self) -> None:
+        started = time.time()
+        buffer_s, playing_since, stall_started = 0.0, None, None
+        last = time.time()
+        while True:
+            now = time.time()
+            if playing_since is not None:
+                buffer_s -= now - last
+                if buffer_s < 0 and stall_started is None:
+                    stall_started = now + buffer_s  # when the buffer actually ran dry
+                    self.ctx.event("hls_stall_started", self.stream.id, self.user)
+            last = now
+            result = self._get(self.playlist_path, "hls_playlist")
+            target_s = 2.0
+            if result is not None and result[0] == 200:
+                target_s, segments = parse_playlist(result[1].decode(errors="replace"))
+                added_s = self._fetch_new(segments, first=playing_since is None)
+                if added_s:
+                    if playing_since is None:
+                        playing_since = time.time()
+                        self.ctx.sample(started, "hls_startup", "startup",
+                                        (playing_since - started) * 1000, True, user=self.user,
+                                        stream=self.stream.id)
+                    buffer_s = max(buffer_s, 0.0) + added_s
+                    if stall_started is not None:
+                        self.ctx.sample(stall_started, "hls_stall", "stall",
+                                        (time.time() - stall_started) * 1000, True,
+                                        user=self.user, stream=self.stream.id)
+                        stall_started = None
+                pending_s = sum(s.duration_s for s in segments if s.uri not in self.fetched)
+                if playing_since is not None:
+                    self.ctx.sample(time.time(), "hls_live_lag", "live_lag",
+                                    (max(buffer_s, 0.0) + pending_s) * 1000, True,
+                                    user=self.user, stream=self.stream.id)
+            gevent.sleep(max(target_s / 2, 0.5))
+
+    def _fetch_new(self, segments: list[Segment], first: bool) -> float:
+        """Fetch segments not yet played; the first time only the newest (the live edge)."""
+        now = time.time()
+        for segment in segments:
+            self.first_seen.setdefault(segment.uri, now)
+        todo = [s for s in segments if s.uri not in self.fetched]
+        if first:
+            self.fetched.update(s.uri for s in todo[:-1])
+            todo = todo[-1:]
+        added_s = 0.0
+        for segment in todo:
+            path = segment.uri if segment.uri.startswith("/") else \
+                f"{self.base_path}/{segment.uri}"
+            result = self._get(path, "hls_segment")
+            self.fetched.add(segment.uri)
+            if result is not None and result[0] == 200:
+                added_s += segment.duration_s
+        return added_s
