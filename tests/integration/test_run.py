@@ -1,0 +1,119 @@
+"""`nova-harness run` end to end on the local stack: results folder complete and readable, every
+viewer connected and saw the stream start; the same schema with workers; Ctrl-C aborts
+cleanly and keeps what was recorded."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from analysis.load import read_manifest, read_table
+from harness.schema import TABLES
+from tests.support import new_run_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "harness.cli"]
+
+
+@pytest.fixture(scope="module")
+def stack_dir() -> Iterator[Path]:
+    run_dir = new_run_dir("run")
+    yield run_dir
+    subprocess.run([*CLI, "stack", "down", "--run-dir", str(run_dir)], capture_output=True,
+                   timeout=60)
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def run_cli(stack_dir: Path, results: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str],
+                                                                  Path]:
+    result = subprocess.run(
+        [*CLI, "run", str(ROOT / "scenarios/smoke.yaml"), "--run-dir", str(stack_dir),
+         "--results", str(results), "--quiet", "--duration", "20s", "--viewers-per-stream", "8",
+         "--streams", "2", *extra], capture_output=True, text=True, timeout=240)
+    folders = list(results.iterdir())
+    assert len(folders) == 1, result.stdout + result.stderr
+    return result, folders[0]
+
+
+def check_results(folder: Path, viewers: int, streams: int) -> None:
+    manifest = read_manifest(folder)
+    assert manifest["status"] == "completed"
+    assert manifest["planned"] == {**manifest["planned"], "viewers": viewers, "streams": streams}
+    assert [s["name"] for s in manifest["stages"]] == ["ramp", "hold", "ramp_down"]
+    assert [p["name"] for p in manifest["phases"]] == ["warmup", "steady", "cooldown"]
+    assert manifest["broadcasters"] == ["stopped"] * streams
+    assert manifest["validity"]["saturated"] is False
+    assert manifest["write_errors"] == []
+    assert not any(p.name.endswith(".tmp") for p in folder.rglob("*"))
+    samples, events = read_table(folder, "samples"), read_table(folder, "events")
+    assert list(samples.columns) == TABLES["samples"].names
+    assert manifest["rows"]["samples"] == len(samples)
+    established = samples[(samples.kind == "ws_event") &
+                          (samples.name == "connection_established")]
+    assert established.user.nunique() == viewers
+    assert events[events.type == "stream_active_seen"].user.nunique() == viewers
+    ended = events[events.type == "stream_ended_seen"]
+    # Publishers stop at ramp-down: the RTMP done webhook ends every stream.
+    assert ended.user.nunique() == viewers and set(ended.detail) == {"connection_lost"}
+    activations = samples[samples.kind == "rtmp_publish"]
+    assert len(activations) == streams and activations.ok.all()
+    assert (activations.latency_ms < 3000).all()
+    rtt = samples[samples.kind == "ws_rtt"]
+    assert len(rtt) > viewers and rtt.ok.all()
+    http = samples[samples.kind == "http"]
+    assert len(http) > 10 and http.ok.mean() == 1.0
+    assert (http.intended_ts <= http.ts + 0.001).all()
+    assert not read_table(folder, "resources").empty
+    secret_free = json.dumps(manifest)
+    assert "Bearer" not in secret_free and "eyJ" not in secret_free  # no token leaked
+
+
+def test_run_single_process(stack_dir: Path, tmp_path: Path) -> None:
+    result, folder = run_cli(stack_dir, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "run completed: 16/16 viewers connected" in result.stdout
+    check_results(folder, viewers=16, streams=2)
+
+
+def test_run_with_two_workers_has_the_same_schema(stack_dir: Path, tmp_path: Path) -> None:
+    result, folder = run_cli(stack_dir, tmp_path, "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    check_results(folder, viewers=16, streams=2)
+    samples = read_table(folder, "samples")
+    viewer_workers = set(samples[samples.kind == "ws_connect"].worker)
+    assert viewer_workers == {"worker-1", "worker-2"}
+
+
+def test_ctrl_c_aborts_and_keeps_results(stack_dir: Path, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [*CLI, "run", str(ROOT / "scenarios/smoke.yaml"), "--run-dir", str(stack_dir),
+         "--results", str(tmp_path), "--quiet", "--duration", "60s"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(12)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    folder = next(tmp_path.iterdir())
+    manifest = read_manifest(folder)
+    assert manifest["status"] == "aborted" and manifest["stop_reason"] == "interrupted"
+    assert manifest["ended_at"] - manifest["started_at"] < 40
+    assert not read_table(folder, "samples").empty
+
+
+def test_bad_scenario_starts_nothing(stack_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nviewers: {per_stream: -3}\nload: {hold: forever}\n")
+    result = subprocess.run([*CLI, "run", str(bad), "--results", str(tmp_path / "r"),
+                             "--run-dir", str(stack_dir), "--workers", "99"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "viewers.per_stream" in result.stderr and "load.hold" in result.stderr
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,97 @@
+"""Scenario validation: shipped files validate, every problem is reported with its path,
+CLI overrides apply before validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.errors import InputError
+from harness.scenario import load_scenario, parse_duration_s
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("text,seconds", [(90, 90), ("90s", 90), ("2m", 120), ("1h30m", 5400),
+                                          ("1.5m", 90), ("45", 45)])
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration_s(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "-5", "2x", "", True])
+def test_bad_durations(text: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration_s(text)
+
+
+@pytest.mark.parametrize("name", ["smoke", "viewers-250", "viewers-100", "concurrent-3x20"])
+def test_shipped_scenarios_validate(name: str) -> None:
+    scenario, profile = load_scenario(ROOT / "scenarios" / f"{name}.yaml")
+    assert profile.name == "nova-doc" and scenario.target.stack == "local"
+
+
+def test_viewers_250_is_the_checklist_shape() -> None:
+    scenario, _ = load_scenario(ROOT / "scenarios/viewers-250.yaml")
+    assert (scenario.streams.count, scenario.viewers.per_stream) == (5, 50)
+    assert scenario.planned_viewers == 250
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_every_problem_at_once_with_paths(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: x\nload: {ramp: soon}\nviewers: {per_stream: -1}\n"
+                           "api_clients: {mix: {dance: 1}}\nprofile: nope\nextra: 1\n")
+    with pytest.raises(InputError) as failure:
+        load_scenario(path)
+    text = "\n".join(failure.value.problems)
+    for where in ("load.ramp", "viewers.per_stream", "api_clients", "extra", "profile 'nope'"):
+        assert where in text, where
+    assert len(failure.value.problems) >= 5
+
+
+def test_semantic_problems(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: x\nload: {ramp: 5, hold: 10, ramp_down: 5, warmup: 60}\n"
+                           "viewers: {per_stream: 0}\napi_clients: {rate_per_s: 0}\n"
+                           "thresholds: missing.yaml\nchaos: [{experiment: e.json, at: 1h}]\n")
+    with pytest.raises(InputError) as failure:
+        load_scenario(path)
+    text = "\n".join(failure.value.problems)
+    for fragment in ("load.warmup", "nothing to run", "thresholds", "chaos[0].at"):
+        assert fragment in text
+
+
+def test_remote_target_needs_allow_remote(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: x\ntarget: {stack: null, base_url: 'https://staging.example'}\n"
+                           "auth: {mode: secret_env, secret_env: JWT}\n")
+    with pytest.raises(InputError, match="allow_remote"):
+        load_scenario(path)
+    path = write(tmp_path, "name: x\ntarget: {stack: null, base_url: 'https://staging.example', "
+                           "allow_remote: true}\nauth: {mode: secret_env, secret_env: JWT}\n")
+    scenario, _ = load_scenario(path)
+    assert scenario.target.base_url == "https://staging.example"
+
+
+def test_overrides(tmp_path: Path) -> None:
+    path = ROOT / "scenarios/viewers-250.yaml"
+    scenario, _ = load_scenario(path, {"duration": "2m", "viewers.per_stream": 10,
+                                       "streams.count": 2})
+    assert scenario.load.total_s == 120 and scenario.planned_viewers == 20
+    scenario, _ = load_scenario(path, {"target.base_url": "http://127.0.0.1:9",
+                                       "auth.mode": "secret_env", "auth.secret_env": "X"})
+    assert scenario.target.stack is None
+    with pytest.raises(InputError, match="shorter than ramp"):
+        load_scenario(path, {"duration": "10s"})
+
+
+def test_validate_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(ROOT / "scenarios/smoke.yaml")]) == 0
+    bad = write(tmp_path, "name: x\nload: {ramp: soon, hold: never}\n")
+    assert main(["validate", str(bad), str(ROOT / "scenarios/smoke.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "load.ramp" in err and "load.hold" in err and "hint:" in err
