@@ -25,6 +25,7 @@ from locust.env import Environment
 from harness import __version__
 from harness.errors import InputError, TargetUnreachable
 from harness.fleet import Fleet
+from harness.gctune import tune_gc
 from harness.livestats import LiveStats
 from harness.record import Recorder, atomic_write_json
 from harness.scenario import load_scenario
@@ -179,6 +180,7 @@ class Run:
         self.endpoints_public = {k: v for k, v in endpoints.items()
                                  if k not in ("database_url", "redis_url")}
         self.write_manifest("running")
+        tune_gc()
         self.watch = SelfWatch(self.ctx)
         self.fleet: Fleet | None = None
         status = "crashed"
@@ -253,7 +255,8 @@ class Run:
             reconnect=s.viewers.reconnect,
             # One ApiClients user (fixed_count 1) runs the whole arrival rate.
             api_rate_per_s=s.api_clients.rate_per_s,
-            api_mix=dict(s.api_clients.mix), region=s.streams.region)
+            api_mix=dict(s.api_clients.mix), region=s.streams.region,
+            ws_client=s.viewers.ws_client)
         self.ctx.set_plan(plan)
         env = self._environment()
         runner = env.runner
@@ -353,6 +356,7 @@ def worker_main(master: str, index: int) -> int:
     assert isinstance(shipper, Shipper)
     env.events.test_stop.add_listener(  # type: ignore[no-untyped-call]
         lambda **_: gevent.spawn_later(0.2, shipper.ship))
+    tune_gc()
     watch = SelfWatch(ctx)
     watch.start()
     runner.greenlet.join()

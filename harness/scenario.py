@@ -123,6 +123,7 @@ class ViewersSpec(_Strict):
     hls_share: Annotated[float, Field(ge=0, le=1)] = 0.0
     info_interval_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
     reconnect: bool = True
+    ws_client: Literal["fast", "websocket-client"] = "fast"
 
 
 class ApiClientsSpec(_Strict):

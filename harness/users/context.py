@@ -39,6 +39,7 @@ class RunPlan:
     api_rate_per_s: float
     api_mix: dict[str, float]
     region: str
+    ws_client: str = "fast"
 
     def to_message(self) -> dict[str, Any]:
         return asdict(self)

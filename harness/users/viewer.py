@@ -13,13 +13,70 @@ from datetime import datetime
 from typing import Any
 
 import gevent
+import gevent.event
 import websocket
 from locust import User, constant, task
 
 from harness.users.context import StreamPlan, UserContext
 from harness.users.hls import HlsPlayer
+from harness.users.reactor import reactor
+from harness.users.wsfast import OP_CLOSE, OP_TEXT, FastSocket, HandshakeRefused
+
+_EVENT_PREFIX = b'{"event": "'
+_TIMESTAMP = b'"timestamp": "'
+_VIEWER_COUNT = b'"viewer_count": '
+# Events whose data the viewer acts on; the rest only need name and timestamp.
+_NEEDS_DATA = frozenset({"ping", "stream_info", "stream_started", "stream_ended"})
 
 BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+class WebsocketClientSocket:
+    """websocket-client behind FastSocket's interface (kept for the side-by-side benchmark)."""
+
+    def __init__(self, url: str, headers: list[str], timeout_s: float = 10.0) -> None:
+        self.url, self.headers, self.timeout_s = url, headers, timeout_s
+        self.ws: websocket.WebSocket | None = None
+        self.close_code: int | None = None
+
+    def connect(self) -> None:
+        try:
+            self.ws = websocket.create_connection(self.url, header=self.headers,
+                                                  timeout=self.timeout_s,
+                                                  skip_utf8_validation=True)
+        except websocket.WebSocketBadStatusException as exc:
+            raise HandshakeRefused(int(exc.status_code)) from None
+        except websocket.WebSocketException as exc:
+            raise ConnectionError(str(exc)) from None
+        self.ws.settimeout(None)
+
+    def frames(self) -> Any:
+        assert self.ws is not None
+        try:
+            while True:
+                opcode, data = self.ws.recv_data(control_frame=False)
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    self.close_code = int.from_bytes(data[:2], "big") if len(data) >= 2 \
+                        else None
+                    yield OP_CLOSE, data
+                    return
+                yield opcode, data
+        except websocket.WebSocketException:
+            return
+
+    def send_text(self, text: str) -> None:
+        if self.ws is None:
+            raise OSError("not connected")
+        try:
+            self.ws.send(text)
+        except websocket.WebSocketException as exc:
+            raise OSError(str(exc)) from None
+
+    def close(self) -> None:
+        ws, self.ws = self.ws, None
+        if ws is not None:
+            with contextlib.suppress(websocket.WebSocketException, OSError):
+                ws.close(timeout=1)
 
 
 def server_time_s(stamp: Any) -> float | None:
@@ -35,14 +92,16 @@ class ViewerConnection:
     """The socket of one viewer and its reader greenlet."""
 
     def __init__(self, ctx: UserContext, stream: StreamPlan, token: str, user: str,
-                 on_started: Any = None) -> None:
+                 on_started: Any = None, client: str = "fast") -> None:
         assert ctx.plan is not None and ctx.profile is not None
         self.ctx, self.stream, self.user = ctx, stream, user
         self.profile = ctx.profile
         self.url = self.profile.ws_url(ctx.plan.ws_base, stream.id, token)
         self.headers = self.profile.ws_headers(token)
         self.events = self.profile.event_map()
-        self.ws: websocket.WebSocket | None = None
+        self.client = client
+        self.ws: FastSocket | WebsocketClientSocket | None = None
+        self.last_count: int | None = None
         self.stream_ended = False
         self.stopping = False
         self.reconnects = 0
@@ -54,10 +113,9 @@ class ViewerConnection:
         self.greenlet = gevent.spawn(self._run)
 
     def stop(self) -> None:
+        """The reader's `finally` unregisters and closes the socket, in that order, so a
+        reused file descriptor number never meets a stale handler."""
         self.stopping = True
-        if self.ws is not None:
-            with contextlib.suppress(websocket.WebSocketException, OSError):
-                self.ws.close(timeout=1)
         if self.greenlet is not None:
             self.greenlet.kill(block=False)
 
@@ -77,18 +135,18 @@ class ViewerConnection:
 
     def _connect(self, dropped_at: float | None) -> bool:
         started = time.time()
+        ws = FastSocket(self.url, self.headers) if self.client == "fast" else \
+            WebsocketClientSocket(self.url, self.headers)
         try:
-            ws = websocket.create_connection(self.url, header=self.headers, timeout=10,
-                                             skip_utf8_validation=True, enable_multithread=False)
-        except websocket.WebSocketBadStatusException as exc:
-            self._connect_failed(started, int(exc.status_code), f"HTTP {exc.status_code}")
-            if exc.status_code == 410:
+            ws.connect()
+        except HandshakeRefused as exc:
+            self._connect_failed(started, exc.status, f"HTTP {exc.status}")
+            if exc.status == 410:
                 self.stream_ended = True  # nothing to reconnect to
             return False
-        except (websocket.WebSocketException, OSError) as exc:
+        except OSError as exc:
             self._connect_failed(started, None, type(exc).__name__)
             return False
-        ws.settimeout(None)
         self.ws = ws
         connect_ms = (time.time() - started) * 1000
         self.ctx.sample(started, "ws_connect", "connect", connect_ms, True, 101,
@@ -110,31 +168,79 @@ class ViewerConnection:
     def _read(self) -> None:
         ws = self.ws
         assert ws is not None
-        first, close_code = True, None
+        self._first = True
         try:
-            while True:
-                opcode, data = ws.recv_data(control_frame=False)
-                if opcode == websocket.ABNF.OPCODE_CLOSE:
-                    close_code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
-                    break
-                if opcode != websocket.ABNF.OPCODE_TEXT:
-                    continue
-                received = time.time()
-                if first:
-                    self.ctx.sample(self.connect_started, "ws_first_event", "first_event",
-                                    (received - self.connect_started) * 1000, True,
-                                    user=self.user, stream=self.stream.id)
-                    first = False
-                self._handle(data, received)
-        except (websocket.WebSocketException, OSError):
+            if isinstance(ws, FastSocket):
+                self._read_with_reactor(ws)
+            else:
+                for opcode, data in ws.frames():
+                    if opcode == OP_TEXT:
+                        self._on_text(data, time.time())
+        except OSError:
             pass
         finally:
+            ws.close()
+            close_code = ws.close_code
             self.ctx.event("viewer_closed", self.stream.id, self.user,
                            value=float(close_code) if close_code is not None else None,
                            detail="stream_ended" if self.stream_ended else None)
             self.ws = None
 
+    def _read_with_reactor(self, ws: FastSocket) -> None:
+        done = gevent.event.Event()
+        ws.start_nonblocking()
+        fd = ws.fileno()
+
+        def on_readable() -> None:
+            try:
+                messages = ws.read_available()
+            except OSError:
+                messages = None
+            if messages is None:
+                done.set()
+                return
+            received = time.time()
+            for opcode, data in messages:
+                if opcode == OP_TEXT:
+                    self._on_text(data, received)
+                elif opcode == OP_CLOSE:
+                    done.set()
+
+        loop = reactor()
+        loop.register(fd, on_readable)
+        try:
+            done.wait()
+        finally:
+            loop.unregister(fd)
+
+    def _on_text(self, data: bytes, received: float) -> None:
+        if self._first:
+            self._first = False
+            self.ctx.sample(self.connect_started, "ws_first_event", "first_event",
+                            (received - self.connect_started) * 1000, True,
+                            user=self.user, stream=self.stream.id)
+        self._handle(data, received)
+
     def _handle(self, raw: bytes, received: float) -> None:
+        if not raw.startswith(_EVENT_PREFIX) or self.profile.ws.envelope != "event":
+            self._handle_parsed(raw, received)
+            return
+        # Fast path: name and timestamp are sliced from the bytes; JSON is parsed only for the
+        # few events whose data the viewer acts on.
+        wire = raw[11:raw.find(b'"', 11)].decode()
+        name = self.events.get(wire, wire)
+        at = raw.rfind(_TIMESTAMP)
+        sent = server_time_s(raw[at + 14:raw.find(b'"', at + 14)].decode()) if at >= 0 else None
+        self._record_event(name, sent, received, len(raw))
+        if name in _NEEDS_DATA:
+            self._react(name, json.loads(raw).get("data") or {}, received)
+        elif name == "viewer_count_changed":
+            at = raw.find(_VIEWER_COUNT)
+            if at >= 0:
+                digits = raw[at + 16:at + 28].split(b",", 1)[0].split(b"}", 1)[0]
+                self._observe_count(int(digits), received)
+
+    def _handle_parsed(self, raw: bytes, received: float) -> None:
         try:
             message = json.loads(raw)
         except ValueError:
@@ -147,12 +253,24 @@ class ViewerConnection:
             return
         name = self.events.get(str(message.get("event")), str(message.get("event")))
         data = message.get("data") or {}
-        sent = server_time_s(data.get("timestamp"))
+        self._record_event(name, server_time_s(data.get("timestamp")), received, len(raw))
+        if name == "viewer_count_changed":
+            self._observe_count(int(data.get("viewer_count", -1)), received)
+        else:
+            self._react(name, data, received)
+
+    def _record_event(self, name: str, sent: float | None, received: float, size: int) -> None:
         push_ms = (received - sent) * 1000 if sent is not None else 0.0
         self.ctx.sample(received, "ws_event", name, push_ms, sent is not None,
-                        error=None if sent is not None else "no timestamp", size=len(raw),
+                        error=None if sent is not None else "no timestamp", size=size,
                         user=self.user, stream=self.stream.id)
-        self._react(name, data, received)
+
+    def _observe_count(self, count: int, received: float) -> None:
+        """Only changes are events: the count itself is in every ws_event row's stream."""
+        if count != self.last_count:
+            self.last_count = count
+            self.ctx.event("viewer_count_observed", self.stream.id, self.user,
+                           value=float(count), ts=received)
 
     def _react(self, name: str, data: dict[str, Any], received: float) -> None:
         if name == "ping" and self.profile.ws.keepalive == "json":
@@ -162,9 +280,6 @@ class ViewerConnection:
             if sent_at is not None:
                 self.ctx.sample(sent_at, "ws_rtt", "stream_info", (received - sent_at) * 1000,
                                 True, user=self.user, stream=self.stream.id)
-        elif name == "viewer_count_changed":
-            self.ctx.event("viewer_count_observed", self.stream.id, self.user,
-                           value=float(data.get("viewer_count", -1)))
         elif name == "stream_started":
             self.ctx.event("stream_active_seen", self.stream.id, self.user, ts=received)
             if self.on_started is not None:
@@ -178,9 +293,9 @@ class ViewerConnection:
         if self.ws is None:
             return False
         try:
-            self.ws.send(json.dumps(message))
+            self.ws.send_text(json.dumps(message))
             return True
-        except (websocket.WebSocketException, OSError):
+        except OSError:
             return False
 
     def request_info(self) -> None:
@@ -215,7 +330,8 @@ class ViewerUser(User):
         if plan.hls_share > 0 and (index * 0.618034) % 1 < plan.hls_share:
             self.hls = HlsPlayer(ctx, stream, self.name)
         self.conn = ViewerConnection(ctx, stream, token, self.name,
-                                     on_started=self.hls.start if self.hls else None)
+                                     on_started=self.hls.start if self.hls else None,
+                                     client=plan.ws_client)
         self.conn.start()
 
     @task

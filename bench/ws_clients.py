@@ -1,0 +1,152 @@
+"""Viewer capacity, side by side in one run: Locust viewers with websocket-client vs the lean
+client (harness/users/wsfast.py), and the lean client without recording. Each variant is its
+own process pinned to core 0; the push server (bench/push_server.py) is pinned to core 1 and
+sends every client one event per second.
+
+    .venv/bin/python bench/ws_clients.py --viewers 1000 5000 10000 --seconds 30
+
+Prints: events/s received, CPU % of the generator's core, CPU µs per received event, and the
+client-added delay (receive time − server send stamp) p50/p99 over the measured window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = [("websocket-client", True), ("fast", True), ("fast", False)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def client(variant: str, record: bool, viewers: int, seconds: float, port: int) -> dict[str, Any]:
+    """Runs inside the pinned client process."""
+    os.sched_setaffinity(0, {0})
+    from harness.gctune import tune_gc
+
+    tune_gc()  # as `nova-harness run` does
+    import gevent
+    import psutil
+    from locust.env import Environment
+
+    from harness.profile import load_profile
+    from harness.record import Recorder
+    from harness.run import user_classes
+    from harness.users.context import RunPlan, StreamPlan, UserContext
+
+    class CountingSink:
+        def __init__(self, recorder: Recorder | None) -> None:
+            self.recorder, self.window = recorder, False
+            self.events = 0
+            self.delays_ms: list[float] = []
+            self.connected = 0
+
+        def add(self, table: str, row: Any) -> None:
+            if self.recorder is not None:
+                self.recorder.add(table, row)
+            if table == "samples" and row[2] == "ws_event" and self.window:
+                self.events += 1
+                self.delays_ms.append(row[4])
+            elif table == "events" and row[1] == "viewer_connected":
+                self.connected += 1
+
+    results_dir = Path(tempfile.mkdtemp(prefix="nova-bench-ws-"))
+    recorder = Recorder(results_dir) if record else None
+    sink = CountingSink(recorder)
+    ctx = UserContext(worker="bench", sink=sink)
+    profile = load_profile("nova-doc")
+    ctx.set_plan(RunPlan(
+        api_base=f"http://127.0.0.1:{port}", ws_base=f"ws://127.0.0.1:{port}",
+        profile=profile.model_dump(by_alias=True),
+        streams=(StreamPlan("bench", "k", "http://127.0.0.1:9/x"),), viewer_tokens=("t",),
+        api_tokens=("t",), hls_share=0.0, info_interval_s=3600.0, reconnect=False,
+        api_rate_per_s=0.0, api_mix={}, region="us-west-2", ws_client=variant))
+    env = Environment(user_classes=user_classes(viewers)[:1])
+    env.nova = ctx  # type: ignore[attr-defined]
+    runner = env.create_local_runner()
+    runner.start(viewers, spawn_rate=500)
+    deadline = time.time() + viewers / 400 + 30
+    while sink.connected < viewers and time.time() < deadline:
+        gevent.sleep(0.5)
+        if recorder is not None:
+            recorder.maybe_flush()
+    gevent.sleep(3)
+    proc = psutil.Process()
+    sink.window = True
+    cpu_before, started = proc.cpu_times(), time.time()
+    end = started + seconds
+    while time.time() < end:
+        gevent.sleep(0.5)
+        if recorder is not None:
+            recorder.maybe_flush()
+    cpu_after, elapsed = proc.cpu_times(), time.time() - started
+    sink.window = False
+    cpu_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+    runner.quit()
+    if recorder is not None:
+        recorder.close(compact_parts=False)
+    delays = sorted(sink.delays_ms)
+    return {
+        "connected": sink.connected, "events_per_s": sink.events / elapsed,
+        "cpu_pct": 100 * cpu_s / elapsed,
+        "cpu_us_per_event": 1e6 * cpu_s / max(sink.events, 1),
+        "p50_ms": statistics.median(delays) if delays else None,
+        "p99_ms": delays[int(0.99 * (len(delays) - 1))] if delays else None,
+        "rss_mb": proc.memory_info().rss / 2**20,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--viewers", type=int, nargs="+", default=[1000, 5000])
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--client", nargs=4, metavar=("VARIANT", "RECORD", "VIEWERS", "PORT"))
+    args = parser.parse_args()
+    if args.client:
+        variant, record, viewers, port = args.client
+        print(json.dumps(client(variant, record == "1", int(viewers), args.seconds, int(port))))
+        return
+    print(f"{'viewers':>7} {'client':<17} {'rec':<4} {'conn':>6} {'ev/s':>7} {'cpu%':>6} "
+          f"{'µs/ev':>6} {'p50ms':>6} {'p99ms':>6} {'rssMB':>6}", flush=True)
+    for viewers in args.viewers:
+        port = free_port()
+        server = subprocess.Popen(["taskset", "-c", "1", sys.executable,
+                                   str(ROOT / "bench/push_server.py"), str(port)])
+        time.sleep(1.5)
+        try:
+            for variant, record in VARIANTS:
+                out = subprocess.run(
+                    [sys.executable, __file__, "--seconds", str(args.seconds), "--client",
+                     variant, "1" if record else "0", str(viewers), str(port)],
+                    capture_output=True, text=True, cwd=ROOT, check=False)
+                try:
+                    r = json.loads(out.stdout.strip().splitlines()[-1])
+                except (IndexError, ValueError):
+                    print(f"{viewers:>7} {variant:<17} failed: {out.stderr[-300:]}")
+                    continue
+                print(f"{viewers:>7} {variant:<17} {'on' if record else 'off':<4} "
+                      f"{r['connected']:>6} {r['events_per_s']:>7.0f} {r['cpu_pct']:>6.1f} "
+                      f"{r['cpu_us_per_event']:>6.1f} {r['p50_ms'] or 0:>6.2f} "
+                      f"{r['p99_ms'] or 0:>6.2f} {r['rss_mb']:>6.0f}", flush=True)
+                time.sleep(2)
+        finally:
+            server.terminate()
+            server.wait()
+
+
+if __name__ == "__main__":
+    main()
