@@ -6,7 +6,7 @@ sends every client one event per second.
     .venv/bin/python bench/ws_clients.py --viewers 1000 5000 10000 --seconds 30
 
 Prints: events/s received, CPU % of the generator's core, CPU µs per received event, and the
-client-added delay (receive time − server send stamp) p50/p99 over the measured window.
+client-added delay (receive time minus server send stamp) p50/p99 over the measured window.
 """
 
 from __future__ import annotations
