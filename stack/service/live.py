@@ -238,7 +238,7 @@ class LiveState:
         now = int(time.time())
         window_start = now - now % window_s
         retry_after_s = window_start + window_s - now
-        key = f"nova:rl:{bucket}:{window_start}"
+        key = f"nova:rl:{bucket}:{window_s}:{window_start}"
         if self.up:
             try:
                 async with self._redis.pipeline(transaction=True) as pipe:
