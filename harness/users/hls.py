@@ -54,7 +54,9 @@ class HlsPlayer:
             self.greenlet.kill(block=False)
         self.client.close()
 
-    def _get(self, path: str, kind: str) -> tuple[int, bytes] | None:
+    def _get(self, path: str, kind: str, waiting: bool = False) -> tuple[int, bytes] | None:
+        """One fetch, recorded. While `waiting` (no playlist yet after `stream_started`) a 404
+        is expected: nginx writes the first playlist ~2 s after the publish starts."""
         started = time.time()
         try:
             response = self.client.get(path)
@@ -64,8 +66,9 @@ class HlsPlayer:
             self.ctx.sample(started, kind, kind, (time.time() - started) * 1000, False,
                             error=type(exc).__name__, user=self.user, stream=self.stream.id)
             return None
-        ok = status == 200
-        self.ctx.sample(started, kind, kind, (time.time() - started) * 1000, ok, status,
+        ok = status == 200 or (waiting and status == 404)
+        name = "waiting" if waiting and status == 404 else kind
+        self.ctx.sample(started, kind, name, (time.time() - started) * 1000, ok, status,
                         None if ok else ("edge_404" if status == 404 else f"HTTP {status}"),
                         len(body), self.user, self.stream.id)
         return status, body
@@ -82,7 +85,8 @@ class HlsPlayer:
                     stall_started = now + buffer_s  # when the buffer actually ran dry
                     self.ctx.event("hls_stall_started", self.stream.id, self.user)
             last = now
-            result = self._get(self.playlist_path, "hls_playlist")
+            result = self._get(self.playlist_path, "hls_playlist",
+                               waiting=playing_since is None)
             target_s = 2.0
             if result is not None and result[0] == 200:
                 target_s, segments = parse_playlist(result[1].decode(errors="replace"))

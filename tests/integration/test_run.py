@@ -117,3 +117,21 @@ def test_bad_scenario_starts_nothing(stack_dir: Path, tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "viewers.per_stream" in result.stderr and "load.hold" in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_hls_viewers_play_at_the_live_edge(stack_dir: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*CLI, "run", str(ROOT / "scenarios/smoke.yaml"), "--run-dir", str(stack_dir),
+         "--results", str(tmp_path), "--quiet", "--duration", "25s", "--viewers-per-stream", "4",
+         "--hls-share", "1"], capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr
+    samples = read_table(next(tmp_path.iterdir()), "samples")
+    startup = samples[samples.kind == "hls_startup"]
+    assert startup.user.nunique() == 4 and (startup.latency_ms < 8000).all()
+    segments = samples[samples.kind == "hls_segment"]
+    assert len(segments) >= 8 and segments.ok.all() and (segments.bytes > 1000).all()
+    playlists = samples[samples.kind == "hls_playlist"]
+    assert playlists.ok.all(), playlists[~playlists.ok][["name", "status", "error"]]
+    assert (playlists[playlists.name == "hls_playlist"].status == 200).all()
+    lag = samples[samples.kind == "hls_live_lag"]
+    assert not lag.empty and lag.latency_ms.median() < 12_000
