@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness.errors import InputError
 from harness.schema import TABLES
 
 _COMPACT = re.compile(r"^compact-(\d+)-(\d+)\.parquet$")
@@ -46,5 +48,65 @@ def read_table(results_dir: Path, name: str) -> pd.DataFrame:
 
 
 def read_manifest(results_dir: Path) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((results_dir / "manifest.json").read_text())
+    try:
+        document: dict[str, Any] = json.loads((results_dir / "manifest.json").read_text())
+    except FileNotFoundError:
+        raise InputError([f"{results_dir}: no manifest.json — not a results folder"]) from None
+    except json.JSONDecodeError as exc:
+        raise InputError([f"{results_dir}/manifest.json: not valid JSON ({exc})"]) from None
     return document
+
+
+@dataclass
+class RunData:
+    """A loaded run: manifest, tables, and how much of the planned run the data covers."""
+
+    results_dir: Path
+    manifest: dict[str, Any]
+    samples: pd.DataFrame
+    events: pd.DataFrame
+    resources: pd.DataFrame
+    metrics: pd.DataFrame
+
+    def table(self, name: str) -> pd.DataFrame:
+        frame: pd.DataFrame = getattr(self, name)
+        return frame
+
+    @property
+    def start_s(self) -> float:
+        stages = self.manifest.get("stages") or []
+        if stages:
+            return float(stages[0]["start"])
+        return float(self.samples.ts.min()) if not self.samples.empty else 0.0
+
+    @property
+    def end_s(self) -> float:
+        stages = self.manifest.get("stages") or []
+        ends = [s["end"] for s in stages if s.get("end")]
+        data_end = float(self.samples.ts.max()) if not self.samples.empty else self.start_s
+        return max([data_end, *ends]) if ends else data_end
+
+    @property
+    def coverage(self) -> float:
+        """Share of the planned duration that the data spans (1.0 for a completed run)."""
+        planned = float(self.manifest.get("planned", {}).get("duration_s") or 0)
+        if planned <= 0:
+            return 1.0
+        return min(1.0, max(0.0, (self.end_s - self.start_s) / planned))
+
+    def phases(self) -> list[dict[str, Any]]:
+        """Judged phases; a run killed mid-way gets them rebuilt from the data's end."""
+        phases = list(self.manifest.get("phases") or [])
+        if not phases and self.manifest.get("stages"):
+            warmup = float(self.manifest["scenario"]["load"]["warmup"])
+            phases = [{"name": "warmup", "start": self.start_s, "end": self.start_s + warmup},
+                      {"name": "steady", "start": self.start_s + warmup, "end": self.end_s}]
+        for fault in self.manifest.get("faults") or []:
+            phases.append({"name": "fault", "start": fault["start"], "end": fault["end"]})
+        return phases
+
+
+def load_run(results_dir: Path) -> RunData:
+    manifest = read_manifest(results_dir)
+    return RunData(results_dir, manifest, *(read_table(results_dir, name) for name in
+                                            ("samples", "events", "resources", "metrics")))

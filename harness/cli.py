@@ -163,9 +163,50 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{manifest['broadcasters']}, {manifest['rows']['samples']} samples; "
           f"generator saturated: {manifest['validity']['saturated']}")
     print(f"results: {outcome.results_dir}")
-    if outcome.status == "aborted":
-        return EXIT_INTERRUPTED
-    return EXIT_OK if outcome.status == "completed" else EXIT_FAILED
+    code = _print_analysis(outcome.results_dir, args.thresholds)
+    return EXIT_INTERRUPTED if outcome.status == "aborted" else code
+
+
+def _print_analysis(results_dir: Path, thresholds: Path | None) -> int:
+    from analysis.analyze import analyze
+
+    analysis = analyze(results_dir, thresholds)
+    verdict = analysis.verdict
+    for result in verdict.results:
+        if result.status != "PASS":
+            print(f"  {result.status:<12} {result.id}: {result.reason}")
+    for problem in verdict.validity:
+        print(f"  invalid run: {problem}")
+    counts = {s: sum(r.status == s for r in verdict.results)
+              for s in ("PASS", "FAIL", "INCONCLUSIVE")}
+    print(f"verdict: {verdict.status} ({counts['PASS']} passed, {counts['FAIL']} failed, "
+          f"{counts['INCONCLUSIVE']} inconclusive of {len(verdict.results)} thresholds)")
+    print(f"report: {analysis.report_html}")
+    return verdict.exit_code
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    if not (args.results_dir / "manifest.json").exists():
+        raise InputError([f"{args.results_dir}: no manifest.json — not a results folder"])
+    return _print_analysis(args.results_dir, args.thresholds)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from analysis.compare import compare
+
+    for folder in (args.baseline, args.candidate):
+        if not (folder / "manifest.json").exists():
+            raise InputError([f"{folder}: no manifest.json — not a results folder"])
+    rows = compare(args.baseline, args.candidate)
+    print(f"{'kind':<15}{'name':<24}{'median ms':>20}{'p95 ms':>20}{'p':>10}  verdict")
+    for r in rows:
+        print(f"{r.kind:<15}{r.name:<24}{r.baseline_median_ms:>9.2f} → "
+              f"{r.candidate_median_ms:<8.2f}{r.baseline_p95_ms:>9.2f} → "
+              f"{r.candidate_p95_ms:<8.2f}{r.p_value:>10.2g}  "
+              f"{'WORSE' if r.worse else 'same or better'}")
+    worse = [r for r in rows if r.worse]
+    print(f"compare: {len(worse)} of {len(rows)} latencies significantly worse")
+    return EXIT_FAILED if worse else EXIT_OK
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -263,7 +304,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local Locust worker processes (default 0: one process)")
     p.add_argument("--web", type=int, metavar="PORT", help="serve Locust's web UI on this port")
     p.add_argument("--quiet", action="store_true", help="no live progress")
+    p.add_argument("--thresholds", type=Path,
+                   help="threshold file (default: the scenario's, else checklist-staging)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("analyze", help="judge a results folder again (verdict, charts, reports)")
+    p.add_argument("results_dir", type=Path)
+    p.add_argument("--thresholds", type=Path,
+                   help="threshold file (default: the scenario's, else checklist-staging)")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("compare", help="latencies significantly worse in CANDIDATE (exit 1)")
+    p.add_argument("baseline", type=Path)
+    p.add_argument("candidate", type=Path)
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("worker", help="join a run's master as a Locust worker")
     p.add_argument("--master", required=True, help="HOST:PORT of the master")

@@ -57,3 +57,16 @@ SampleRow = tuple[float, float, str, str, float, bool, int | None, str | None, i
 EventRow = tuple[float, str, str | None, str | None, float | None, str | None]
 ResourceRow = tuple[float, str, str, int | None, float, int, float, int, int, int, int]
 MetricRow = tuple[float, str, str, str, float]
+
+# Values producers write into `samples.kind` and `events.type` (docs/results-format.md); a
+# threshold filtering on anything else is an input error, not a silent pass.
+SAMPLE_KINDS = frozenset({
+    "http", "ws_connect", "ws_first_event", "ws_event", "ws_rtt", "ws_reconnect",
+    "rtmp_publish", "hls_playlist", "hls_segment", "hls_startup", "hls_stall", "hls_live_lag",
+})
+EVENT_TYPES = frozenset({
+    "stream_created", "publish_started", "stream_active_api", "publish_failed",
+    "publish_stopped", "publish_interrupted", "publish_restarted", "viewer_connected",
+    "viewer_closed", "viewer_dropped", "viewer_count_observed", "stream_active_seen",
+    "stream_ended_seen", "hls_stall_started", "generator_loop_lag_ms",
+})

@@ -27,6 +27,7 @@ def test_demo_script_runs_the_250_viewer_scenario(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
         assert "run completed: 250/250 viewers connected" in result.stdout
         assert "generator saturated: False" in result.stdout
+        assert "verdict: PASS" in result.stdout and "report.html" in result.stdout
         state = read_state(run_dir)
         assert state.status == "stopped"
         for role in state.roles.values():

@@ -76,11 +76,38 @@ def check_results(folder: Path, viewers: int, streams: int) -> None:
     assert "Bearer" not in secret_free and "eyJ" not in secret_free  # no token leaked
 
 
-def test_run_single_process(stack_dir: Path, tmp_path: Path) -> None:
+def test_run_single_process_then_analyze(stack_dir: Path, tmp_path: Path) -> None:
     result, folder = run_cli(stack_dir, tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
     assert "run completed: 16/16 viewers connected" in result.stdout
+    assert "verdict: PASS" in result.stdout and "report.html" in result.stdout
     check_results(folder, viewers=16, streams=2)
+    first = json.loads((folder / "verdict.json").read_text())
+    again = subprocess.run([*CLI, "analyze", str(folder)], capture_output=True, text=True,
+                           timeout=120)
+    assert again.returncode == 0 and "verdict: PASS" in again.stdout
+    second = json.loads((folder / "verdict.json").read_text())
+    assert [(r["id"], r["status"], r["observed"]) for r in first["results"]] == \
+        [(r["id"], r["status"], r["observed"]) for r in second["results"]]
+    # A copy truncated mid-run (manifest still `running`, later parts gone) still analyses.
+    copy = tmp_path / "truncated"
+    shutil.copytree(folder, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    cut = manifest["stages"][1]["start"] + 3
+    manifest.update(status="running", phases=[], stages=manifest["stages"][:2])
+    manifest["stages"][1]["end"] = None
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    import pyarrow.parquet as pq
+
+    for table in ("samples", "events", "resources"):
+        for part in (copy / table).glob("*.parquet"):
+            data = pq.read_table(part)
+            pq.write_table(data.filter(pq.read_table(part).column("ts").to_numpy() < cut),
+                           part)
+    truncated = subprocess.run([*CLI, "analyze", str(copy)], capture_output=True, text=True,
+                               timeout=120)
+    assert truncated.returncode in (0, 3), truncated.stdout + truncated.stderr
+    assert "verdict:" in truncated.stdout and (copy / "report.html").exists()
 
 
 def test_run_with_two_workers_has_the_same_schema(stack_dir: Path, tmp_path: Path) -> None:

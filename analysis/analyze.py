@@ -1,0 +1,34 @@
+"""The analysis stage end to end: load → judge → charts → reports, all into the results
+folder. Used by `nova-harness run` at the end and by `nova-harness analyze`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from analysis import charts, report
+from analysis.judge import Verdict, judge
+from analysis.load import load_run
+from analysis.thresholds import load_thresholds, resolve_thresholds_path
+
+
+@dataclass(frozen=True)
+class Analysis:
+    verdict: Verdict
+    report_html: Path
+    files: list[Path]
+
+
+def analyze(results_dir: Path, thresholds: Path | None = None,
+            draw: bool = True) -> Analysis:
+    run = load_run(results_dir)
+    scenario = run.manifest.get("scenario") or {}
+    path = resolve_thresholds_path(thresholds, scenario.get("thresholds"),
+                                   run.manifest.get("scenario_file"))
+    verdict = judge(run, load_thresholds(path), str(path))
+    drawn = charts.draw_all(run, verdict, results_dir / "charts") if draw else []
+    files = [report.write_verdict_json(run, verdict, results_dir / "verdict.json"),
+             report.write_summary(run, verdict, results_dir / "summary.md"),
+             report.write_junit(verdict, results_dir / "junit.xml")]
+    html = report.write_html(run, verdict, drawn, results_dir / "report.html")
+    return Analysis(verdict, html, [*files, html, *drawn])

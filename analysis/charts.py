@@ -1,0 +1,205 @@
+"""Pass/fail charts (matplotlib, PNG): the verdict scorecard, latency over time with threshold
+lines and shaded excluded phases, throughput and errors, viewer channel health, generator
+resources, broadcaster timeline. Each function writes one file and returns its path."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from analysis.judge import Result, Verdict
+from analysis.load import RunData
+from analysis.metrics import connected_series, latency_series
+
+GREEN, RED, GREY, AMBER = "#2e7d32", "#c62828", "#9e9e9e", "#f9a825"
+STATUS_COLOURS = {"PASS": GREEN, "FAIL": RED, "INCONCLUSIVE": GREY}
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _shade_phases(ax: Axes, run: RunData) -> None:
+    for phase in run.phases():
+        if phase["name"] == "steady":
+            continue
+        colour = RED if phase["name"] == "fault" else GREY
+        ax.axvspan(phase["start"] - run.start_s, phase["end"] - run.start_s, color=colour,
+                   alpha=0.12, label=f"{phase['name']} (not judged)")
+
+
+def _legend(ax: Axes) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=False))
+    ax.legend(unique.values(), unique.keys(), fontsize=8, loc="upper right")
+
+
+def scorecard(verdict: Verdict, path: Path) -> Path:
+    """One bar per threshold: observed as a share of its limit, coloured by result."""
+    results = verdict.results
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(results) + 1.6))
+    for row, result in enumerate(results):
+        share = _share_of_limit(result)
+        ax.barh(row, share if share is not None else 0.02,
+                color=STATUS_COLOURS[result.status], alpha=0.9)
+        label = "n/a" if result.observed is None else f"{result.observed:.4g} {result.unit}"
+        ax.text(min(share or 0, 1.9) + 0.02, row,
+                f"{result.status}  {label} {result.comparator} {result.limit:g} {result.unit}",
+                va="center", fontsize=8)
+    ax.axvline(1.0, color="black", linestyle="--", linewidth=1, label="limit")
+    ax.set_yticks(range(len(results)), [f"{r.id}\n{r.checklist[:60]}" for r in results],
+                  fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 2.6)
+    ax.set_xlabel("observed / limit (the dashed line is the limit)")
+    ax.set_title(f"Verdict: {verdict.status}", color=STATUS_COLOURS[verdict.status],
+                 fontweight="bold")
+    return _save(fig, path)
+
+
+def _share_of_limit(result: Result) -> float | None:
+    if result.observed is None or math.isnan(result.observed):
+        return None
+    if result.comparator in (">", ">="):  # higher is better: show limit/observed
+        return result.limit / result.observed if result.observed else 2.5
+    if result.limit == 0:
+        return 0.0 if result.observed == 0 else 2.5
+    return min(result.observed / result.limit, 2.5)
+
+
+def latency(run: RunData, verdict: Verdict, path: Path) -> Path:
+    """p50/p95/p99 over time for API, push and round-trip latency, with their limits."""
+    series = [("http", None, "API requests"), ("ws_event", None, "WebSocket push"),
+              ("ws_rtt", None, "WebSocket round trip")]
+    fig, axes = plt.subplots(len(series), 1, figsize=(10, 8), sharex=True)
+    for ax, (kind, name, title) in zip(axes, series, strict=True):
+        frame = latency_series(run, kind, 10.0, name)
+        for column, style in (("p50", ":"), ("p95", "-"), ("p99", "--")):
+            if not frame.empty:
+                ax.plot(frame.t_s, frame[column], style, label=column)
+        for result in verdict.results:
+            if result.unit == "ms" and _threshold_kind(result) == kind:
+                ax.axhline(result.limit, color=STATUS_COLOURS[result.status], linewidth=1.2,
+                           label=f"limit {result.id} ({result.limit:g} ms)")
+        _shade_phases(ax, run)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel("latency (ms)")
+        ax.set_yscale("symlog", linthresh=10)
+        _legend(ax)
+    axes[-1].set_xlabel("time since start (s)")
+    return _save(fig, path)
+
+
+_KIND_OF = {"metrics-endpoint-p95": "http", "stream-list-p95": "http", "api-p95": "http",
+            "ws-push-latency-p95": "ws_event", "ws-latency": "ws_event",
+            "ws-round-trip-p99": "ws_rtt"}
+
+
+def _threshold_kind(result: Result) -> str | None:
+    return _KIND_OF.get(result.id)
+
+
+def throughput(run: RunData, path: Path) -> Path:
+    """Requests and events per second, and errors per second."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    samples = run.samples
+    t = (samples.ts - run.start_s).astype(int)
+    for kind, label in (("http", "API requests/s"), ("ws_event", "WebSocket events/s")):
+        counts = samples[samples.kind == kind].groupby(t[samples.kind == kind]).size()
+        top.plot(counts.index, counts.to_numpy(), label=label)
+    errors = samples[~samples.ok].groupby(t[~samples.ok]).size()
+    bottom.bar(errors.index, errors.to_numpy(), color=RED, width=1.0, label="errors/s")
+    for ax in (top, bottom):
+        _shade_phases(ax, run)
+        _legend(ax)
+    top.set_title("Throughput")
+    top.set_ylabel("per second")
+    bottom.set_title("Errors")
+    bottom.set_ylabel("errors per second")
+    bottom.set_xlabel("time since start (s)")
+    return _save(fig, path)
+
+
+def viewers(run: RunData, path: Path) -> Path:
+    """Connected vs planned viewers, reconnects and drops."""
+    fig, ax = plt.subplots(figsize=(10, 4))
+    series = connected_series(run)
+    if not series.empty:
+        ax.step(series.t_s, series.connected, where="post", label="connected")
+    planned = run.manifest.get("planned", {}).get("viewers")
+    if planned:
+        ax.axhline(planned, color=GREEN, linestyle="--", label=f"planned ({planned})")
+    drops = run.events[run.events.type == "viewer_dropped"]
+    if not drops.empty:
+        ax.plot(drops.ts - run.start_s, [0] * len(drops), "x", color=RED, label="drops")
+    _shade_phases(ax, run)
+    ax.set_title("Viewer channel: open sockets")
+    ax.set_xlabel("time since start (s)")
+    ax.set_ylabel("viewers")
+    _legend(ax)
+    return _save(fig, path)
+
+
+def resources(run: RunData, path: Path) -> Path:
+    """CPU and RSS per role over time."""
+    fig, (cpu, rss) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    frame = run.resources
+    for (role, pid), group in frame.groupby(["role", "pid"]):
+        t = group.ts - run.start_s
+        cpu.plot(t, group.cpu_pct, label=f"{role} {pid}")
+        rss.plot(t, group.rss_bytes / 2**20, label=f"{role} {pid}")
+    cpu.set_title("CPU per process (100 % = one core)")
+    cpu.set_ylabel("CPU (%)")
+    rss.set_title("Resident memory")
+    rss.set_ylabel("RSS (MiB)")
+    rss.set_xlabel("time since start (s)")
+    for ax in (cpu, rss):
+        _shade_phases(ax, run)
+        if not frame.empty:
+            _legend(ax)
+    return _save(fig, path)
+
+
+def broadcasters(run: RunData, path: Path) -> Path:
+    """Per stream: publish start, active, stop."""
+    events = run.events
+    streams = list(dict.fromkeys(events[events.type == "stream_created"].stream))
+    fig, ax = plt.subplots(figsize=(10, 0.5 * max(len(streams), 1) + 1.5))
+    marks = {"publish_started": ("o", AMBER), "stream_active_api": ("s", GREEN),
+             "publish_failed": ("x", RED), "publish_stopped": ("|", GREY)}
+    for row, stream in enumerate(streams):
+        mine = events[events.stream == stream]
+        start = mine[mine.type == "stream_active_api"].ts
+        stop = mine[mine.type == "publish_stopped"].ts
+        if len(start) and len(stop):
+            ax.plot([start.iloc[0] - run.start_s, stop.iloc[0] - run.start_s], [row, row],
+                    color=GREEN, linewidth=4, alpha=0.5)
+        for kind, (marker, colour) in marks.items():
+            at = mine[mine.type == kind].ts - run.start_s
+            ax.plot(at, [row] * len(at), marker, color=colour, label=kind)
+    ax.set_yticks(range(len(streams)), [s[:8] for s in streams], fontsize=8)
+    ax.set_title("Broadcasters")
+    ax.set_xlabel("time since start (s)")
+    if streams:
+        _legend(ax)
+    return _save(fig, path)
+
+
+def draw_all(run: RunData, verdict: Verdict, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return [scorecard(verdict, folder / "scorecard.png"),
+            latency(run, verdict, folder / "latency.png"),
+            throughput(run, folder / "throughput.png"),
+            viewers(run, folder / "viewers.png"),
+            resources(run, folder / "resources.png"),
+            broadcasters(run, folder / "broadcasters.png")]

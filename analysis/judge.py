@@ -1,0 +1,200 @@
+"""Thresholds → results: PASS / FAIL / INCONCLUSIVE with observed value, sample count,
+confidence interval, worst window and the reason; then the run's verdict and exit code."""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.load import RunData
+from analysis.metrics import derived, included_seconds, phase_mask, windows
+from analysis.stats import Estimate, mean, percentile, ratio, theil_sen
+from analysis.thresholds import Threshold, ThresholdFile
+
+COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
+QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}
+EXIT_CODES = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}
+MIN_VIEWER_SHARE = 0.9
+MIN_COVERAGE = 0.5
+
+
+@dataclass(frozen=True)
+class Result:
+    id: str
+    checklist: str
+    severity: str
+    status: str
+    observed: float | None
+    low: float | None
+    high: float | None
+    n: int
+    comparator: str
+    limit: float
+    unit: str
+    aggregation: str
+    reason: str
+    worst_window: dict[str, float] | None = None
+    windows_passed: int | None = None
+    windows_total: int | None = None
+
+
+@dataclass
+class Verdict:
+    status: str
+    exit_code: int
+    results: list[Result]
+    validity: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    coverage: float = 1.0
+    thresholds_file: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "exit_code": self.exit_code, "coverage": self.coverage,
+                "validity": self.validity, "notes": self.notes,
+                "thresholds_file": self.thresholds_file,
+                "results": [asdict(r) for r in self.results]}
+
+
+def aggregate(frame: pd.DataFrame, threshold: Threshold, seconds: float) -> Estimate:
+    agg = threshold.aggregation
+    if agg in ("success_ratio", "error_ratio"):
+        ok = int(frame["ok"].sum())
+        n = len(frame)
+        return ratio(ok if agg == "success_ratio" else n - ok, n)
+    if agg == "count":
+        return Estimate(float(len(frame)), None, None, len(frame))
+    if agg == "rate":
+        return Estimate(len(frame) / seconds, None, None, len(frame))
+    values = frame[threshold.field].to_numpy(dtype=np.float64)
+    values = values[~np.isnan(values)]
+    if agg in QUANTILES:
+        return percentile(values, QUANTILES[agg])
+    if agg == "mean":
+        return mean(values)
+    if agg == "slope":  # per hour
+        ts = frame.ts.to_numpy(dtype=np.float64)[: len(values)] / 3600
+        return theil_sen(ts, values)
+    if len(values) == 0:
+        return Estimate(math.nan, None, None, 0)
+    return Estimate(float(values.max() if agg == "max" else values.min()), None, None,
+                    len(values))
+
+
+def select(run: RunData, threshold: Threshold) -> pd.DataFrame:
+    frame = run.table(threshold.source)
+    for column, wanted in threshold.filter.items():
+        frame = frame[frame[column].isin(wanted if isinstance(wanted, list) else [wanted])]
+    if threshold.exclude_phases and not frame.empty:
+        frame = frame[phase_mask(frame.ts, run.phases(), threshold.exclude_phases)]
+    return frame
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None or math.isnan(value):
+        return "n/a"
+    return f"{value:.4g}{(' ' + unit) if unit else ''}"
+
+
+def judge_one(run: RunData, threshold: Threshold) -> Result:
+    passes = COMPARE[threshold.comparator]
+    base: dict[str, Any] = {"id": threshold.id, "checklist": threshold.checklist,
+            "severity": threshold.severity, "comparator": threshold.comparator,
+            "limit": threshold.limit, "unit": threshold.unit,
+            "aggregation": threshold.metric or threshold.aggregation}
+    if threshold.source == "derived":
+        estimate = derived(run, str(threshold.metric))
+        frame = None
+    else:
+        frame = select(run, threshold)
+        estimate = aggregate(frame, threshold, included_seconds(run, threshold.exclude_phases))
+    observed = None if math.isnan(estimate.value) else estimate.value
+    if estimate.n < threshold.min_samples or observed is None:
+        status = threshold.below_min.upper()
+        return Result(**base, status=status, observed=observed, low=estimate.low,
+                      high=estimate.high, n=estimate.n,
+                      reason=f"{estimate.n} samples, fewer than the {threshold.min_samples} "
+                             f"needed → {status}")
+    ok = passes(observed, threshold.limit)
+    reason = (f"{threshold.aggregation if not threshold.metric else threshold.metric} "
+              f"{_fmt(observed, threshold.unit)} {threshold.comparator} "
+              f"{_fmt(threshold.limit, threshold.unit)}: {'holds' if ok else 'breached'}")
+    result = Result(**base, status="PASS" if ok else "FAIL", observed=observed,
+                    low=estimate.low, high=estimate.high, n=estimate.n, reason=reason)
+    if threshold.scope == "windows" and frame is not None:
+        result = _judge_windows(run, threshold, frame, result)
+    return result
+
+
+def _judge_windows(run: RunData, threshold: Threshold, frame: pd.DataFrame,
+                   whole: Result) -> Result:
+    passes = COMPARE[threshold.comparator]
+    per_window: list[tuple[float, float]] = []
+    for index, window in frame.groupby(windows(frame.ts, run.start_s, threshold.window_s)):
+        estimate = aggregate(window, threshold, threshold.window_s)
+        if not math.isnan(estimate.value):
+            per_window.append((int(index) * threshold.window_s, estimate.value))
+    if not per_window:
+        return whole
+    passed = sum(passes(v, threshold.limit) for _, v in per_window)
+    higher_is_worse = threshold.comparator in ("<", "<=")
+    worst_start, worst_value = (max if higher_is_worse else min)(per_window, key=lambda w: w[1])
+    share = passed / len(per_window)
+    ok = share >= threshold.window_share
+    reason = (f"{passed}/{len(per_window)} windows of {threshold.window_s:.0f} s hold "
+              f"{threshold.aggregation} {threshold.comparator} "
+              f"{_fmt(threshold.limit, threshold.unit)} (rule: {threshold.window_rule}); "
+              f"worst {_fmt(worst_value, threshold.unit)} at +{worst_start:.0f} s")
+    return Result(**{**asdict(whole), "status": "PASS" if ok else "FAIL", "reason": reason,
+                     "worst_window": {"start_s": worst_start, "value": worst_value},
+                     "windows_passed": passed, "windows_total": len(per_window)})
+
+
+def validity_problems(run: RunData) -> list[str]:
+    """Reasons the run itself cannot support a PASS."""
+    problems = []
+    validity = run.manifest.get("validity") or {}
+    if validity.get("saturated"):
+        problems.append(f"load generator saturated for {validity.get('saturated_seconds')} s "
+                        f"(CPU max {validity.get('cpu_max_pct')} %, loop lag max "
+                        f"{validity.get('loop_lag_max_ms')} ms): latencies may be the "
+                        "generator's")
+    planned = int(run.manifest.get("planned", {}).get("viewers") or 0)
+    if planned:
+        got = run.samples[(run.samples.kind == "ws_event") &
+                          (run.samples.name == "connection_established")].user.nunique()
+        if got < MIN_VIEWER_SHARE * planned:
+            problems.append(f"only {got} of {planned} planned viewers connected: the load "
+                            "asked for was not applied")
+    if run.manifest.get("status") in ("running", "crashed") and run.coverage < MIN_COVERAGE:
+        problems.append(f"run did not finish (status {run.manifest.get('status')}) and its "
+                        f"data covers only {run.coverage:.0%} of the planned duration")
+    return problems
+
+
+def notes(run: RunData) -> list[str]:
+    status = run.manifest.get("status")
+    if status in ("running", "crashed", "aborted"):
+        return [f"run {status}: judged on the data up to its end ({run.coverage:.0%} of the "
+                "planned duration)"]
+    return []
+
+
+def judge(run: RunData, thresholds: ThresholdFile, source: str = "") -> Verdict:
+    results = [judge_one(run, t) for t in thresholds.thresholds]
+    problems = validity_problems(run)
+    critical = [r for r in results if r.severity == "critical"]
+    if any(r.status == "FAIL" for r in critical):
+        status = "FAIL"
+    elif problems or any(r.status == "INCONCLUSIVE" for r in critical):
+        status = "INCONCLUSIVE"
+    else:
+        status = "PASS"
+    return Verdict(status, EXIT_CODES[status], results, problems, notes(run), run.coverage,
+                   source)

@@ -1,0 +1,110 @@
+"""Reports of a verdict: verdict.json (machine-readable), summary.md (CI job summaries),
+junit.xml (one test case per threshold) and report.html (one self-contained file)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from analysis.judge import Result, Verdict
+from analysis.load import RunData
+from harness.record import atomic_write_json
+
+
+def _value(result: Result) -> str:
+    if result.observed is None:
+        return "n/a"
+    ci = ""
+    if result.low is not None and result.high is not None:
+        ci = f" [{result.low:.4g}, {result.high:.4g}]"
+    return f"{result.observed:.4g}{ci} {result.unit}".strip()
+
+
+def run_facts(run: RunData) -> dict[str, Any]:
+    m = run.manifest
+    return {
+        "run_id": m.get("run_id"), "scenario": m.get("scenario", {}).get("name"),
+        "status": m.get("status"), "profile": m.get("profile"),
+        "target": m.get("target", {}).get("api_base"),
+        "planned_viewers": m.get("planned", {}).get("viewers"),
+        "streams": m.get("planned", {}).get("streams"),
+        "duration_s": round(run.end_s - run.start_s, 1),
+        "samples": len(run.samples), "events": len(run.events),
+        "generator": m.get("validity"), "host": m.get("host", {}).get("hostname"),
+    }
+
+
+def write_verdict_json(run: RunData, verdict: Verdict, path: Path) -> Path:
+    atomic_write_json(path, {**verdict.to_json(), "run": run_facts(run)})
+    return path
+
+
+def write_summary(run: RunData, verdict: Verdict, path: Path) -> Path:
+    facts = run_facts(run)
+    lines = [f"## Nova harness: **{verdict.status}** — {facts['scenario']} ({facts['run_id']})",
+             "", f"{facts['planned_viewers']} viewers on {facts['streams']} streams, "
+             f"{facts['duration_s']} s, target {facts['target']}", ""]
+    for problem in verdict.validity:
+        lines.append(f"- ⚠ invalid run: {problem}")
+    for note in verdict.notes:
+        lines.append(f"- note: {note}")
+    lines += ["", "| | threshold | checklist | observed [95 % CI] | limit | n |",
+              "|---|---|---|---|---|---|"]
+    icon = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "❔"}
+    for r in verdict.results:
+        lines.append(f"| {icon[r.status]} | `{r.id}` ({r.severity}) | {r.checklist} | "
+                     f"{_value(r)} | {r.comparator} {r.limit:g} {r.unit} | {r.n} |")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_junit(verdict: Verdict, path: Path, suite: str = "nova-harness") -> Path:
+    failures = sum(r.status == "FAIL" for r in verdict.results)
+    skipped = sum(r.status == "INCONCLUSIVE" for r in verdict.results)
+    root = ET.Element("testsuite", name=suite, tests=str(len(verdict.results)),
+                      failures=str(failures), errors="0", skipped=str(skipped))
+    for r in verdict.results:
+        case = ET.SubElement(root, "testcase", classname=f"{suite}.{r.severity}", name=r.id)
+        ET.SubElement(case, "system-out").text = f"{r.checklist}: {r.reason}"
+        if r.status == "FAIL":
+            ET.SubElement(case, "failure", message=r.reason, type="threshold").text = _value(r)
+        elif r.status == "INCONCLUSIVE":
+            ET.SubElement(case, "skipped", message=r.reason)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    return path
+
+
+_CSS = """body{font-family:sans-serif;margin:2em;max-width:1100px}
+table{border-collapse:collapse;width:100%;font-size:14px}td,th{border:1px solid #ccc;
+padding:4px 6px;text-align:left}.PASS{color:#2e7d32}.FAIL{color:#c62828}
+.INCONCLUSIVE{color:#757575}img{max-width:100%;margin:1em 0}h1 span{font-weight:bold}"""
+
+
+def write_html(run: RunData, verdict: Verdict, charts: list[Path], path: Path) -> Path:
+    esc = html.escape
+    facts = run_facts(run)
+    rows = "".join(
+        f"<tr><td class='{r.status}'>{r.status}</td><td>{esc(r.id)}<br><small>{r.severity}"
+        f"</small></td><td>{esc(r.checklist)}</td><td>{esc(_value(r))}</td>"
+        f"<td>{esc(r.comparator)} {r.limit:g} {esc(r.unit)}</td><td>{r.n}</td>"
+        f"<td>{esc(r.reason)}</td></tr>" for r in verdict.results)
+    problems = "".join(f"<li>invalid run: {esc(p)}</li>" for p in verdict.validity) + \
+        "".join(f"<li>{esc(n)}</li>" for n in verdict.notes)
+    images = "".join(
+        f"<h3>{esc(chart.stem)}</h3><img alt='{esc(chart.stem)}' src='data:image/png;base64,"
+        f"{base64.b64encode(chart.read_bytes()).decode()}'>" for chart in charts)
+    fact_rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(json.dumps(v))}</td></tr>"
+                        for k, v in facts.items())
+    path.write_text(
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Nova harness "
+        f"{esc(str(facts['run_id']))}</title><style>{_CSS}</style></head><body>"
+        f"<h1>Verdict: <span class='{verdict.status}'>{verdict.status}</span></h1>"
+        f"<ul>{problems}</ul><table><tr><th>result</th><th>threshold</th><th>checklist</th>"
+        f"<th>observed [95 % CI]</th><th>limit</th><th>n</th><th>reason</th></tr>{rows}"
+        f"</table><h2>Charts</h2>{images}<h2>Run</h2><table>{fact_rows}</table>"
+        f"</body></html>")
+    return path
