@@ -50,8 +50,9 @@ class HlsPlayer:
             self.greenlet = gevent.spawn(self._play)
 
     def stop(self) -> None:
+        # The player must be gone before its connection pool closes under it.
         if self.greenlet is not None:
-            self.greenlet.kill(block=False)
+            self.greenlet.kill(block=True, timeout=2)
         self.client.close()
 
     def _get(self, path: str, kind: str, waiting: bool = False) -> tuple[int, bytes] | None:

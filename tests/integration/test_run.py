@@ -37,6 +37,7 @@ def run_cli(stack_dir: Path, results: Path, *extra: str) -> tuple[subprocess.Com
     result = subprocess.run(
         [*CLI, "run", str(ROOT / "scenarios/smoke.yaml"), "--run-dir", str(stack_dir),
          "--results", str(results), "--quiet", "--duration", "20s", "--viewers-per-stream", "8",
+         "--api-rate", "10",
          "--streams", "2", *extra], capture_output=True, text=True, timeout=240)
     folders = list(results.iterdir())
     assert len(folders) == 1, result.stdout + result.stderr
