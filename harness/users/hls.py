@@ -14,6 +14,7 @@ from geventhttpclient import URL, HTTPClient
 
 from harness.users.context import StreamPlan, UserContext
 
+START_SEGMENTS = 3
 _TARGET = re.compile(r"#EXT-X-TARGETDURATION:(\d+(?:\.\d+)?)")
 _SEGMENT = re.compile(r"#EXTINF:(\d+(?:\.\d+)?),[^\n]*\n([^\n#][^\n]*)")
 
@@ -112,14 +113,15 @@ class HlsPlayer:
             gevent.sleep(max(target_s / 2, 0.5))
 
     def _fetch_new(self, segments: list[Segment], first: bool) -> float:
-        """Fetch segments not yet played; the first time only the newest (the live edge)."""
+        """Fetch segments not yet played; the first time only the newest three (players start
+        three target durations from the live edge, or every segment boundary is a stall)."""
         now = time.time()
         for segment in segments:
             self.first_seen.setdefault(segment.uri, now)
         todo = [s for s in segments if s.uri not in self.fetched]
         if first:
-            self.fetched.update(s.uri for s in todo[:-1])
-            todo = todo[-1:]
+            self.fetched.update(s.uri for s in todo[:-START_SEGMENTS])
+            todo = todo[-START_SEGMENTS:]
         added_s = 0.0
         for segment in todo:
             path = segment.uri if segment.uri.startswith("/") else \
