@@ -131,22 +131,32 @@ def throughput(run: RunData, path: Path) -> Path:
 
 
 def viewers(run: RunData, path: Path) -> Path:
-    """Connected vs planned viewers, reconnects and drops."""
-    fig, ax = plt.subplots(figsize=(10, 4))
+    """Viewer channel health: connected vs planned with drops and reconnects, push latency."""
+    fig, (count, push) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     series = connected_series(run)
     if not series.empty:
-        ax.step(series.t_s, series.connected, where="post", label="connected")
+        count.step(series.t_s, series.connected, where="post", label="connected")
     planned = run.manifest.get("planned", {}).get("viewers")
     if planned:
-        ax.axhline(planned, color=GREEN, linestyle="--", label=f"planned ({planned})")
-    drops = run.events[run.events.type == "viewer_dropped"]
-    if not drops.empty:
-        ax.plot(drops.ts - run.start_s, [0] * len(drops), "x", color=RED, label="drops")
-    _shade_phases(ax, run)
-    ax.set_title("Viewer channel: open sockets")
-    ax.set_xlabel("time since start (s)")
-    ax.set_ylabel("viewers")
-    _legend(ax)
+        count.axhline(planned, color=GREEN, linestyle="--", label=f"planned ({planned})")
+    for kind, marker, colour in (("viewer_dropped", "x", RED), ("ws_reconnect", "^", AMBER)):
+        frame = run.events[run.events.type == kind] if kind == "viewer_dropped" else \
+            run.samples[run.samples.kind == kind]
+        if not frame.empty:
+            count.plot(frame.ts - run.start_s, [0] * len(frame), marker, color=colour,
+                       label=kind.replace("_", " "))
+    count.set_title("Viewer channel: open sockets")
+    count.set_ylabel("viewers")
+    frame = latency_series(run, "ws_event", 10.0)
+    for column, style in (("p50", ":"), ("p95", "-"), ("p99", "--")):
+        if not frame.empty:
+            push.plot(frame.t_s, frame[column], style, label=f"push {column}")
+    push.set_title("Push latency (receive time - server timestamp)")
+    push.set_ylabel("latency (ms)")
+    push.set_xlabel("time since start (s)")
+    for ax in (count, push):
+        _shade_phases(ax, run)
+        _legend(ax)
     return _save(fig, path)
 
 

@@ -117,10 +117,10 @@ def judge_one(run: RunData, threshold: Threshold) -> Result:
     observed = None if math.isnan(estimate.value) else estimate.value
     if estimate.n < threshold.min_samples or observed is None:
         status = threshold.below_min.upper()
+        why = "no data to judge" if observed is None else \
+            f"{estimate.n} samples, fewer than the {threshold.min_samples} needed"
         return Result(**base, status=status, observed=observed, low=estimate.low,
-                      high=estimate.high, n=estimate.n,
-                      reason=f"{estimate.n} samples, fewer than the {threshold.min_samples} "
-                             f"needed → {status}")
+                      high=estimate.high, n=estimate.n, reason=f"{why} → {status}")
     ok = passes(observed, threshold.limit)
     reason = (f"{threshold.aggregation if not threshold.metric else threshold.metric} "
               f"{_fmt(observed, threshold.unit)} {threshold.comparator} "

@@ -56,6 +56,14 @@ def derived(run: RunData, name: str) -> Estimate:
             return Estimate(float("nan"), None, None, 0)
         worst = float(activation.latency_ms.max()) / 1000 if activation.ok.all() else float("inf")
         return Estimate(worst, None, None, len(activation))
+    if name == "hls_stall_ratio":
+        stalls = samples[samples.kind == "hls_stall"].latency_ms.sum() / 1000
+        played = samples[(samples.kind == "hls_segment") & samples.ok]
+        # Each fetched segment is ~one target duration (2 s) of playable media.
+        played_s = 2.0 * len(played)
+        if played_s == 0:
+            return Estimate(float("nan"), None, None, 0)
+        return Estimate(float(stalls / (stalls + played_s)), None, None, len(played))
     if name == "generator_saturated_s":
         validity = run.manifest.get("validity") or {}
         return Estimate(float(validity.get("saturated_seconds", 0)), None, None, 1)

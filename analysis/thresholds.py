@@ -24,6 +24,7 @@ DERIVED = {
     "broadcaster_activation_s": "slowest publish → active time, seconds",
     "ws_connect_success_ratio": "successful viewer socket connects / attempts",
     "generator_saturated_s": "seconds the load generator was saturated",
+    "hls_stall_ratio": "stalled seconds / (stalled + played seconds) of HLS viewers",
 }
 _WINDOW_RULE = re.compile(r"^(all|>=\s*(\d+(?:\.\d+)?)\s*%)$")
 Scalar = str | int | float | bool

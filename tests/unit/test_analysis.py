@@ -54,7 +54,7 @@ def test_by_a_hair(tmp_path: Path, value: float, expected: str) -> None:
 
 def test_too_few_samples_is_inconclusive(tmp_path: Path) -> None:
     status, reason = verdict_for(tmp_path, [1.0] * 99)
-    assert status == "INCONCLUSIVE" and "99 samples" in reason
+    assert status == "INCONCLUSIVE" and "99 samples, fewer than the 100 needed" in reason
     folder = tmp_path / "run"
     verdict = judge(load_run(folder), load_thresholds(tmp_path / "t.yaml"))
     assert verdict.status == "INCONCLUSIVE" and verdict.exit_code == 3
@@ -164,3 +164,22 @@ def test_compare_finds_a_regression_and_not_noise(tmp_path: Path) -> None:
     assert not any(c.worse for c in compare(base, same))
     (worse,) = compare(base, slow)
     assert worse.worse and worse.p_value < 0.01
+
+
+def test_hls_stall_ratio(tmp_path: Path) -> None:
+    def row(kind: str, latency: float, i: int) -> tuple[Any, ...]:
+        ts = START + i
+        return (ts, ts, kind, kind, latency, True, 200, None, 1000, "local", "v1", "s")
+
+    rows = [row("hls_segment", 50.0, i) for i in range(10)] + [row("hls_stall", 2000.0, 11)]
+    folder = write_run(tmp_path / "run", rows, manifest())
+    body = """  - id: stalls
+    checklist: "§13 playback"
+    source: derived
+    metric: hls_stall_ratio
+    comparator: "<"
+    limit: 0.05
+"""
+    verdict = judge(load_run(folder), load_thresholds(thresholds_file(tmp_path, body)))
+    (result,) = verdict.results
+    assert result.observed == pytest.approx(2 / 22) and result.status == "FAIL"
