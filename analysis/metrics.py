@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import RunData
-from analysis.stats import Estimate, ratio
+from analysis.stats import Estimate, percentile, ratio
 
 
 def phase_mask(ts: pd.Series, phases: Sequence[Mapping[str, Any]],
@@ -64,6 +64,8 @@ def derived(run: RunData, name: str) -> Estimate:
         if played_s == 0:
             return Estimate(float("nan"), None, None, 0)
         return Estimate(float(stalls / (stalls + played_s)), None, None, len(played))
+    if name in ("target_cpu_share_p95", "harness_cpu_share_p95", "target_memory_share_max"):
+        return _resource_share(run, name)
     if name == "generator_saturated_s":
         validity = run.manifest.get("validity") or {}
         return Estimate(float(validity.get("saturated_seconds", 0)), None, None, 1)
@@ -101,3 +103,28 @@ def connected_series(run: RunData, step_s: float = 1.0) -> pd.DataFrame:
     frame["connected"] = frame.d.cumsum()
     bins = (frame.t_s // step_s) * step_s
     return frame.groupby(bins).connected.last().rename_axis("t_s").reset_index()
+
+
+TARGET_ROLES = ("api", "postgres", "postgres-standby", "redis", "nginx")
+
+
+def _resource_share(run: RunData, name: str) -> Estimate:
+    """CPU as a share of all the host's cores, memory as a share of the host's memory, summed
+    over the target's roles per sample time (the harness's own share is reported apart)."""
+    host = run.manifest.get("host") or {}
+    cpus, memory = float(host.get("cpus") or 1), float(host.get("memory_bytes") or 0)
+    frame = run.resources
+    roles = ("harness",) if name.startswith("harness") else TARGET_ROLES
+    frame = frame[frame.role.isin(roles)]
+    frame = frame[phase_mask(frame.ts, run.phases(), ["warmup", "cooldown"])]
+    if frame.empty:
+        return Estimate(float("nan"), None, None, 0)
+    # Sample times differ slightly per process of the harness: bucket to whole seconds.
+    per_second = frame.groupby(frame.ts.round(0))
+    if name == "target_memory_share_max":
+        if memory <= 0:
+            return Estimate(float("nan"), None, None, 0)
+        share = per_second.rss_bytes.sum() / memory
+        return Estimate(float(share.max()), None, None, len(share))
+    share = per_second.cpu_pct.sum() / (100 * cpus)
+    return percentile(share.to_numpy(dtype=np.float64), 0.95)

@@ -25,6 +25,9 @@ DERIVED = {
     "ws_connect_success_ratio": "successful viewer socket connects / attempts",
     "generator_saturated_s": "seconds the load generator was saturated",
     "hls_stall_ratio": "stalled seconds / (stalled + played seconds) of HLS viewers",
+    "target_cpu_share_p95": "p95 over time of the target roles' CPU / all host cores",
+    "harness_cpu_share_p95": "p95 over time of the load generator's CPU / all host cores",
+    "target_memory_share_max": "peak of the target roles' RSS / host memory",
 }
 _WINDOW_RULE = re.compile(r"^(all|>=\s*(\d+(?:\.\d+)?)\s*%)$")
 Scalar = str | int | float | bool

@@ -27,6 +27,7 @@ from harness.errors import InputError, TargetUnreachable
 from harness.fleet import Fleet
 from harness.gctune import tune_gc
 from harness.livestats import LiveStats
+from harness.monitor import MetricsScraper, ResourceSampler, local_stack_roles
 from harness.record import Recorder, atomic_write_json
 from harness.scenario import load_scenario
 from harness.schema import RESULTS_SCHEMA_VERSION
@@ -39,6 +40,7 @@ from harness.users.viewer import ViewerUser
 from stack import local
 from stack.errors import StackError
 from stack.roles import StackOptions
+from stack.state import read_state
 
 
 @dataclass(frozen=True)
@@ -182,11 +184,14 @@ class Run:
         self.write_manifest("running")
         tune_gc()
         self.watch = SelfWatch(self.ctx)
+        self.monitors = self._monitors(endpoints)
         self.fleet: Fleet | None = None
         status = "crashed"
         try:
             self._install_signals()
             self.watch.start()
+            for monitor in self.monitors:
+                monitor.start()
             flusher = gevent.spawn(self._flush_loop)
             status = self._drive(endpoints, show)
             flusher.kill()
@@ -195,6 +200,8 @@ class Run:
                 self.fleet.stop_all()
             self._stop_workers()
             self.watch.stop()
+            for monitor in self.monitors:
+                monitor.stop()
             self.recorder.close()
             manifest = self.write_manifest(
                 status, ended_at=time.time(), stop_reason=self.stop_reason,
@@ -206,6 +213,20 @@ class Run:
             if self.started_stack:
                 local.down(self.options.stack_dir)
         return RunOutcome(self.results_dir, status, manifest)
+
+    def _monitors(self, endpoints: dict[str, str]) -> list[ResourceSampler | MetricsScraper]:
+        """The target's processes (local stack: from its state file, re-read every sample so
+        a restarted instance is followed) and its /metrics."""
+        monitors: list[ResourceSampler | MetricsScraper] = []
+        if self.scenario.target.stack == "local":
+            stack_dir = self.options.stack_dir
+            monitors.append(ResourceSampler(
+                self.ctx.sink, lambda: local_stack_roles(read_state(stack_dir).roles)))
+        else:
+            monitors.append(ResourceSampler(self.ctx.sink, dict))
+        if endpoints.get("metrics_url"):
+            monitors.append(MetricsScraper(self.ctx.sink, endpoints["metrics_url"]))
+        return monitors
 
     def _install_signals(self) -> None:
         def request_stop() -> None:

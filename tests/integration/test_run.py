@@ -72,7 +72,11 @@ def check_results(folder: Path, viewers: int, streams: int) -> None:
     http = samples[samples.kind == "http"]
     assert len(http) > 10 and http.ok.mean() == 1.0
     assert (http.intended_ts <= http.ts + 0.001).all()
-    assert not read_table(folder, "resources").empty
+    resources = read_table(folder, "resources")
+    assert {"api", "postgres", "redis", "nginx", "harness", "system"} <= set(resources.role)
+    assert (resources[resources.role == "postgres"].rss_bytes > 0).all()
+    metrics = read_table(folder, "metrics")
+    assert "nova_streaming_active_streams" in set(metrics.series)
     secret_free = json.dumps(manifest)
     assert "Bearer" not in secret_free and "eyJ" not in secret_free  # no token leaked
 

@@ -1,0 +1,167 @@
+"""Watching the target while it is under load: every role's processes (children summed per
+role: PostgreSQL backends, nginx workers) and the host, sampled with psutil into `resources`,
+and the target's own `/metrics` scraped into `metrics` — on the same clock as the load."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import gevent
+import httpx
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness.users.context import RowSink
+
+ROLE_OF_KIND = {"api": "api", "postgres": "postgres", "postgres-standby": "postgres-standby",
+                "redis": "redis", "nginx": "nginx"}
+
+
+def local_stack_roles(state_roles: Mapping[str, Any]) -> dict[str, list[int]]:
+    """Role → root pids, from the local stack's state file roles (api-1, api-2 → api)."""
+    roles: dict[str, list[int]] = {}
+    for role in state_roles.values():
+        kind = role.kind if hasattr(role, "kind") else role["kind"]
+        pid = role.pid if hasattr(role, "pid") else role["pid"]
+        if pid:
+            roles.setdefault(ROLE_OF_KIND.get(kind, kind), []).append(int(pid))
+    return roles
+
+
+class ResourceSampler:
+    """Samples each role (root pids and all their children) and the host every interval."""
+
+    def __init__(self, sink: RowSink, roles: Callable[[], dict[str, list[int]]],
+                 interval_s: float = 1.0) -> None:
+        self.sink, self.roles, self.interval_s = sink, roles, interval_s
+        self.host = socket.gethostname()
+        self.cpus = os.cpu_count() or 1
+        self._procs: dict[int, psutil.Process] = {}
+        self._greenlet: Any = None
+        self._last_disk: Any = None
+        self._last_net: Any = None
+        self._last_t = 0.0
+
+    def start(self) -> None:
+        psutil.cpu_percent()
+        self._greenlet = gevent.spawn(self._loop)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+
+    def _loop(self) -> None:
+        while True:
+            gevent.sleep(self.interval_s)
+            self.sample_once()
+
+    def _process(self, pid: int) -> psutil.Process | None:
+        proc = self._procs.get(pid)
+        if proc is None:
+            try:
+                proc = psutil.Process(pid)
+                proc.cpu_percent()  # primes the counter; the first real value comes next tick
+            except psutil.Error:
+                return None
+            self._procs[pid] = proc
+        return proc
+
+    def _tree(self, root_pid: int) -> list[psutil.Process]:
+        root = self._process(root_pid)
+        if root is None:
+            return []
+        try:
+            children = root.children(recursive=True)
+        except psutil.Error:
+            return [root]
+        return [root, *(p for p in (self._process(c.pid) for c in children) if p)]
+
+    def sample_once(self) -> None:
+        now = time.time()
+        for role, pids in self.roles().items():
+            for root_pid in pids:
+                self._sample_tree(now, role, root_pid)
+        self._sample_host(now)
+        alive = {p for p, proc in self._procs.items() if proc.is_running()}
+        self._procs = {p: proc for p, proc in self._procs.items() if p in alive}
+
+    def _sample_tree(self, now: float, role: str, root_pid: int) -> None:
+        cpu = rss = reads = writes = fds = 0.0
+        mem = 0.0
+        for proc in self._tree(root_pid):
+            with contextlib.suppress(psutil.Error), proc.oneshot():
+                cpu += proc.cpu_percent()
+                info = proc.memory_info()
+                rss += info.rss
+                mem += proc.memory_percent()
+                io = proc.io_counters()
+                reads, writes = reads + io.read_bytes, writes + io.write_bytes
+                fds += proc.num_fds()
+        self.sink.add("resources", (now, self.host, role, root_pid, cpu, int(rss), mem,
+                                    int(reads), int(writes), int(fds), 0))
+
+    def _sample_host(self, now: float) -> None:
+        memory = psutil.virtual_memory()
+        disk, net = psutil.disk_io_counters(), psutil.net_io_counters()
+        busy_pct = 0.0
+        if self._last_disk is not None and disk is not None and now > self._last_t:
+            busy_ms = getattr(disk, "busy_time", 0) - getattr(self._last_disk, "busy_time", 0)
+            busy_pct = min(100.0, 100 * busy_ms / 1000 / (now - self._last_t))
+        self.sink.add("resources", (
+            now, self.host, "system", None, psutil.cpu_percent() * self.cpus,
+            int(memory.total - memory.available), memory.percent,
+            int(disk.read_bytes if disk else 0), int(disk.write_bytes if disk else 0), 0, 0))
+        self.sink.add("metrics", (now, "host", "host_disk_busy_pct", "", busy_pct))
+        if self._last_net is not None and now > self._last_t:
+            for name in ("bytes_sent", "bytes_recv"):
+                rate = (getattr(net, name) - getattr(self._last_net, name)) / (now - self._last_t)
+                self.sink.add("metrics", (now, "host", f"host_net_{name}_per_s", "", rate))
+        self._last_disk, self._last_net, self._last_t = disk, net, now
+
+
+class MetricsScraper:
+    """Scrapes the target's Prometheus text endpoint into `metrics` every interval."""
+
+    PREFIXES = ("nova_streaming_", "process_")
+
+    def __init__(self, sink: RowSink, url: str, interval_s: float = 5.0) -> None:
+        self.sink, self.url, self.interval_s = sink, url, interval_s
+        self.client = httpx.Client(timeout=5.0)
+        self.failures = 0
+        self._greenlet: Any = None
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._loop)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+        self.client.close()
+
+    def _loop(self) -> None:
+        while True:
+            self.scrape_once()
+            gevent.sleep(self.interval_s)
+
+    def scrape_once(self) -> int:
+        now = time.time()
+        try:
+            text = self.client.get(self.url).text
+        except httpx.HTTPError:
+            self.failures += 1
+            self.sink.add("metrics", (now, "target", "scrape_failed", "", 1.0))
+            return 0
+        rows = 0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name.startswith(self.PREFIXES):
+                    labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                    self.sink.add("metrics", (now, "target", sample.name, labels,
+                                              float(sample.value)))
+                    rows += 1
+        return rows

@@ -1,0 +1,85 @@
+"""Resource sampling sums a role's children; the scraper keeps the target's own series."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import psutil
+
+from harness.monitor import MetricsScraper, ResourceSampler, local_stack_roles
+from stack.state import RoleState
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, Sequence[Any]]] = []
+
+    def add(self, table: str, row: Sequence[Any]) -> None:
+        self.rows.append((table, row))
+
+
+def test_children_are_summed_per_role() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; b = b\"x\" * 60_000_000; "
+                              "time.sleep(30)"])
+    try:
+        deadline = time.monotonic() + 20
+        while psutil.Process(child.pid).memory_info().rss < 50_000_000:
+            assert time.monotonic() < deadline, "child never allocated its memory"
+            time.sleep(0.05)
+        sink = ListSink()
+        sampler = ResourceSampler(sink, lambda: {"api": [os.getpid()]})
+        sampler.sample_once()
+        sampler.sample_once()
+        rows = [row for table, row in sink.rows if table == "resources" and row[2] == "api"]
+        own = psutil.Process().memory_info().rss
+        assert rows[-1][5] >= own + 50_000_000  # the child's 60 MB are in the role's RSS
+        assert rows[-1][3] == os.getpid()
+        host = [row for table, row in sink.rows if table == "resources" and row[2] == "system"]
+        assert host and host[-1][5] > 0 and 0 < host[-1][6] < 100
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_local_stack_roles_group_instances() -> None:
+    states = {name: RoleState(name=name, kind=kind, command=[], log="", pid=pid)
+              for name, kind, pid in (("api-1", "api", 11), ("api-2", "api", 12),
+                                      ("postgres", "postgres", 13), ("nginx", "nginx", None))}
+    assert local_stack_roles(states) == {"api": [11, 12], "postgres": [13]}
+
+
+def test_scraper_keeps_target_series() -> None:
+    body = (b"# TYPE nova_streaming_active_streams gauge\n"
+            b'nova_streaming_active_streams{region="us-west-2"} 3\n'
+            b"# TYPE other_thing gauge\nother_thing 1\n"
+            b"# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 5e7\n")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sink = ListSink()
+    scraper = MetricsScraper(sink, f"http://127.0.0.1:{server.server_port}/metrics")
+    try:
+        assert scraper.scrape_once() == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+    series = {row[2]: (row[3], row[4]) for _, row in sink.rows}
+    assert series == {"nova_streaming_active_streams": ("region=us-west-2", 3.0),
+                      "process_resident_memory_bytes": ("", 5e7)}
+    assert scraper.scrape_once() == 0 and scraper.failures == 1
