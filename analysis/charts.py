@@ -88,7 +88,7 @@ def latency(run: RunData, verdict: Verdict, path: Path) -> Path:
             if not frame.empty:
                 ax.plot(frame.t_s, frame[column], style, label=column)
         for result in verdict.results:
-            if result.unit == "ms" and _threshold_kind(result) == kind:
+            if result.unit == "ms" and result.kind == kind:
                 ax.axhline(result.limit, color=STATUS_COLOURS[result.status], linewidth=1.2,
                            label=f"limit {result.id} ({result.limit:g} ms)")
         _shade_phases(ax, run)
@@ -98,15 +98,6 @@ def latency(run: RunData, verdict: Verdict, path: Path) -> Path:
         _legend(ax)
     axes[-1].set_xlabel("time since start (s)")
     return _save(fig, path)
-
-
-_KIND_OF = {"metrics-endpoint-p95": "http", "stream-list-p95": "http", "api-p95": "http",
-            "ws-push-latency-p95": "ws_event", "ws-latency": "ws_event",
-            "ws-round-trip-p99": "ws_rtt"}
-
-
-def _threshold_kind(result: Result) -> str | None:
-    return _KIND_OF.get(result.id)
 
 
 def throughput(run: RunData, path: Path) -> Path:

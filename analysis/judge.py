@@ -13,7 +13,13 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import RunData
-from analysis.metrics import derived, included_seconds, phase_mask, windows
+from analysis.metrics import (
+    derived,
+    included_seconds,
+    phase_mask,
+    viewers_established,
+    windows,
+)
 from analysis.stats import Estimate, mean, percentile, ratio, theil_sen
 from analysis.thresholds import Threshold, ThresholdFile
 
@@ -40,6 +46,7 @@ class Result:
     unit: str
     aggregation: str
     reason: str
+    kind: str | None = None  # the sample kind filtered on, for charts
     worst_window: dict[str, float] | None = None
     windows_passed: int | None = None
     windows_total: int | None = None
@@ -102,12 +109,18 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:.4g}{(' ' + unit) if unit else ''}"
 
 
+def _filtered_kind(threshold: Threshold) -> str | None:
+    wanted = threshold.filter.get("kind") if threshold.source == "samples" else None
+    return wanted if isinstance(wanted, str) else None
+
+
 def judge_one(run: RunData, threshold: Threshold) -> Result:
     passes = COMPARE[threshold.comparator]
     base: dict[str, Any] = {"id": threshold.id, "checklist": threshold.checklist,
             "severity": threshold.severity, "comparator": threshold.comparator,
             "limit": threshold.limit, "unit": threshold.unit,
-            "aggregation": threshold.metric or threshold.aggregation}
+            "aggregation": threshold.metric or threshold.aggregation,
+            "kind": _filtered_kind(threshold)}
     if threshold.source == "derived":
         estimate = derived(run, str(threshold.metric))
         frame = None
@@ -167,8 +180,7 @@ def validity_problems(run: RunData) -> list[str]:
                         "generator's")
     planned = int(run.manifest.get("planned", {}).get("viewers") or 0)
     if planned:
-        got = run.samples[(run.samples.kind == "ws_event") &
-                          (run.samples.name == "connection_established")].user.nunique()
+        got = viewers_established(run)
         if got < MIN_VIEWER_SHARE * planned:
             problems.append(f"only {got} of {planned} planned viewers connected: the load "
                             "asked for was not applied")

@@ -31,12 +31,18 @@ def included_seconds(run: RunData, exclude: Sequence[str]) -> float:
     return max(total, 1e-9)
 
 
+def viewers_established(run: RunData) -> int:
+    """Distinct viewers that received `connection_established` at least once."""
+    samples = run.samples
+    return int(samples[(samples.kind == "ws_event") &
+                       (samples.name == "connection_established")].user.nunique())
+
+
 def derived(run: RunData, name: str) -> Estimate:
     """One of analysis.thresholds.DERIVED."""
     samples, events = run.samples, run.events
     planned = int(run.manifest.get("planned", {}).get("viewers") or 0)
-    established = samples[(samples.kind == "ws_event") &
-                          (samples.name == "connection_established")].user.nunique()
+    established = viewers_established(run)
     if name == "viewers_connected_ratio":
         return ratio(min(established, planned), planned)
     if name == "viewers_saw_start_ratio":

@@ -17,8 +17,6 @@ class LiveStats:
         self.recorder = recorder
         self.connected: Counter[str] = Counter()
         self.ever_connected: set[str] = set()
-        self.established: set[str] = set()
-        self.started_seen: set[str] = set()
         self.ws_events: deque[float] = deque(maxlen=200_000)
         self.push_ms: deque[tuple[float, float]] = deque(maxlen=20_000)
         self.http: deque[tuple[float, bool]] = deque(maxlen=20_000)
@@ -39,8 +37,6 @@ class LiveStats:
                 self.ws_events.append(row[0])
                 if row[5]:
                     self.push_ms.append((row[0], row[4]))
-                if row[3] == "connection_established":
-                    self.established.add(row[10])
             elif kind == "http":
                 self.http.append((row[0], bool(row[5])))
         elif table == "events":
@@ -50,8 +46,6 @@ class LiveStats:
                 self.ever_connected.add(user)
             elif kind == "viewer_closed":
                 self.connected[stream] -= 1
-            elif kind == "stream_active_seen":
-                self.started_seen.add(user)
 
     def events_per_s(self, window_s: float = 5.0) -> float:
         cutoff = time.time() - window_s

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 
 from harness.schema import TABLES
 
-Submit = Callable[[Callable[[], None]], "Future[None] | Any"]
 _COMPACT_PREFIX = "compact-"
 
 

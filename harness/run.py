@@ -90,6 +90,8 @@ class Run:
         self.started_stack = False
         self.stages: list[dict[str, Any]] = []
         self.worker_procs: list[subprocess.Popen[bytes]] = []
+        self.endpoints_public: dict[str, str] = {}
+        self.started_at: float | None = None
 
     # -- manifest ------------------------------------------------------------------------
 
@@ -104,14 +106,14 @@ class Run:
             "scenario": s.model_dump(mode="json"),
             "overrides": {k: str(v) for k, v in self.options.overrides.items()},
             "profile": self.profile.name,
-            "target": getattr(self, "endpoints_public", {}),
+            "target": self.endpoints_public,
             "host": {"hostname": socket.gethostname(), "cpus": os.cpu_count(),
                      "memory_bytes": psutil.virtual_memory().total,
                      "python": platform.python_version()},
             "planned": {"viewers": s.planned_viewers, "streams": s.streams.count,
                         "duration_s": s.load.total_s, "api_rate_per_s": s.api_clients.rate_per_s,
                         "workers": self.options.workers},
-            "started_at": getattr(self, "started_at", None),
+            "started_at": self.started_at,
             "stages": self.stages,
             "phases": self._phases(),
         }
