@@ -33,6 +33,7 @@ from harness.scenario import load_scenario
 from harness.schema import RESULTS_SCHEMA_VERSION
 from harness.selfwatch import SelfWatch
 from harness.shipper import MESSAGE
+from harness.sources import NginxStatSource, PostgresSource, RedisSource
 from harness.tokens import minter_for
 from harness.users.api import ApiArrivalsUser
 from harness.users.context import RunPlan, UserContext
@@ -91,6 +92,7 @@ class Run:
         self.stages: list[dict[str, Any]] = []
         self.worker_procs: list[subprocess.Popen[bytes]] = []
         self.endpoints_public: dict[str, str] = {}
+        self.ids_by_key: dict[str, str] = {}  # filled as streams are created (nginx /stat)
         self.started_at: float | None = None
 
     # -- manifest ------------------------------------------------------------------------
@@ -216,18 +218,32 @@ class Run:
                 local.down(self.options.stack_dir)
         return RunOutcome(self.results_dir, status, manifest)
 
-    def _monitors(self, endpoints: dict[str, str]) -> list[ResourceSampler | MetricsScraper]:
+    def _monitors(self, endpoints: dict[str, str]) -> list[Any]:
         """The target's processes (local stack: from its state file, re-read every sample so
-        a restarted instance is followed) and its /metrics."""
-        monitors: list[ResourceSampler | MetricsScraper] = []
+        a restarted instance is followed), its /metrics, and the nginx-rtmp, PostgreSQL and
+        Redis sources (local stack: its own endpoints; otherwise `monitors:` in the scenario)."""
+        sink = self.ctx.sink
+        given: dict[str, str | None] = self.scenario.monitors.model_dump()
+        monitors: list[Any] = []
         if self.scenario.target.stack == "local":
             stack_dir = self.options.stack_dir
             monitors.append(ResourceSampler(
-                self.ctx.sink, lambda: local_stack_roles(read_state(stack_dir).roles)))
+                sink, lambda: local_stack_roles(read_state(stack_dir).roles)))
+            found = {"nginx_stat_url": endpoints.get("stat_url"),
+                     "postgres_dsn": endpoints.get("database_url"),
+                     "redis_url": endpoints.get("redis_url")}
+            given = {name: given.get(name) or found[name] for name in found}
         else:
-            monitors.append(ResourceSampler(self.ctx.sink, dict))
+            monitors.append(ResourceSampler(sink, dict))
         if endpoints.get("metrics_url"):
-            monitors.append(MetricsScraper(self.ctx.sink, endpoints["metrics_url"]))
+            monitors.append(MetricsScraper(sink, endpoints["metrics_url"]))
+        if given.get("nginx_stat_url"):
+            monitors.append(NginxStatSource(sink, str(given["nginx_stat_url"]),
+                                            self.ids_by_key))
+        if given.get("postgres_dsn"):
+            monitors.append(PostgresSource(sink, str(given["postgres_dsn"])))
+        if given.get("redis_url"):
+            monitors.append(RedisSource(sink, str(given["redis_url"])))
         return monitors
 
     def _install_signals(self) -> None:
@@ -270,6 +286,7 @@ class Run:
                            self.results_dir / "logs")
         streams = self.fleet.create_streams(s.streams.count, s.streams.title_prefix,
                                             s.streams.region)
+        self.ids_by_key.update({stream.key: stream.id for stream in streams})
         plan = RunPlan(
             api_base=endpoints["api_base"], ws_base=endpoints["ws_base"],
             profile=self.profile.model_dump(by_alias=True), streams=tuple(streams),

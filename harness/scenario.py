@@ -149,6 +149,14 @@ class StackSpec(_Strict):
     standby: bool = False
 
 
+class MonitorsSpec(_Strict):
+    """Sources for a deployed target (the local stack's are found by the run itself)."""
+
+    nginx_stat_url: str | None = None
+    postgres_dsn: str | None = None
+    redis_url: str | None = None
+
+
 class ChaosEntry(_Strict):
     experiment: str
     at: Seconds
@@ -166,7 +174,7 @@ class Scenario(_Strict):
     viewers: ViewersSpec = ViewersSpec()
     api_clients: ApiClientsSpec = ApiClientsSpec()
     stack: StackSpec = StackSpec()
-    monitors: dict[str, Any] = Field(default_factory=dict)
+    monitors: MonitorsSpec = Field(default_factory=lambda: MonitorsSpec())
     chaos: list[ChaosEntry] = Field(default_factory=list)
     thresholds: str | None = None
 

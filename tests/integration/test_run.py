@@ -77,6 +77,9 @@ def check_results(folder: Path, viewers: int, streams: int) -> None:
     assert (resources[resources.role == "postgres"].rss_bytes > 0).all()
     metrics = read_table(folder, "metrics")
     assert "nova_streaming_active_streams" in set(metrics.series)
+    assert {"pg_connections", "redis_connected_clients", "nginx_rtmp_streams"} <= \
+        set(metrics.series)
+    assert not any(s.endswith("_poll_failed") for s in set(metrics.series))
     secret_free = json.dumps(manifest)
     assert "Bearer" not in secret_free and "eyJ" not in secret_free  # no token leaked
 
