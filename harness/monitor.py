@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness.users.context import RowSink
 
+TREE_REFRESH_S = 5.0
 ROLE_OF_KIND = {"api": "api", "postgres": "postgres", "postgres-standby": "postgres-standby",
                 "redis": "redis", "nginx": "nginx"}
 
@@ -42,6 +43,9 @@ class ResourceSampler:
         self.host = socket.gethostname()
         self.cpus = os.cpu_count() or 1
         self._procs: dict[int, psutil.Process] = {}
+        self._trees: dict[int, list[int]] = {}
+        self._trees_at = 0.0
+        self._memory_total = psutil.virtual_memory().total
         self._greenlet: Any = None
         self._last_disk: Any = None
         self._last_net: Any = None
@@ -72,18 +76,33 @@ class ResourceSampler:
         return proc
 
     def _tree(self, root_pid: int) -> list[psutil.Process]:
-        root = self._process(root_pid)
-        if root is None:
-            return []
-        try:
-            children = root.children(recursive=True)
-        except psutil.Error:
-            return [root]
-        return [root, *(p for p in (self._process(c.pid) for c in children) if p)]
+        pids = self._trees.get(root_pid, [root_pid])
+        return [p for p in (self._process(pid) for pid in pids) if p is not None]
 
-    def sample_once(self) -> None:
-        now = time.time()
-        for role, pids in self.roles().items():
+    def _refresh_trees(self, roots: list[int], now: float) -> None:
+        """Children change slowly (new backends, restarted workers): one scan of the process
+        table every TREE_REFRESH_S serves every role, instead of a scan per root each second."""
+        if now - self._trees_at < TREE_REFRESH_S and set(roots) <= set(self._trees):
+            return
+        children: dict[int, list[int]] = {}
+        for proc in psutil.process_iter(["ppid"]):
+            children.setdefault(proc.info["ppid"], []).append(proc.pid)
+        trees = {}
+        for root in roots:
+            tree, todo = [root], [root]
+            while todo:
+                kids = children.get(todo.pop(), [])
+                tree += kids
+                todo += kids
+            trees[root] = tree
+        self._trees, self._trees_at = trees, now
+
+    def sample_once(self, now: float | None = None) -> None:
+        """One sample of every role and the host (`now` lets a benchmark simulate seconds)."""
+        now = time.time() if now is None else now
+        roles = self.roles()
+        self._refresh_trees([pid for pids in roles.values() for pid in pids], now)
+        for role, pids in roles.items():
             for root_pid in pids:
                 self._sample_tree(now, role, root_pid)
         self._sample_host(now)
