@@ -72,6 +72,8 @@ def derived(run: RunData, name: str) -> Estimate:
         return Estimate(float(stalls / (stalls + played_s)), None, None, len(played))
     if name in ("target_cpu_share_p95", "harness_cpu_share_p95", "target_memory_share_max"):
         return _resource_share(run, name)
+    if name == "viewer_count_match_ratio":
+        return _count_match(run)
     if name == "generator_saturated_s":
         validity = run.manifest.get("validity") or {}
         return Estimate(float(validity.get("saturated_seconds", 0)), None, None, 1)
@@ -134,3 +136,29 @@ def _resource_share(run: RunData, name: str) -> Estimate:
         return Estimate(float(share.max()), None, None, len(share))
     share = per_second.cpu_pct.sum() / (100 * cpus)
     return percentile(share.to_numpy(dtype=np.float64), 0.95)
+
+
+COUNT_TOLERANCE_S = 1.0
+
+
+def _count_match(run: RunData) -> Estimate:
+    """Share of the viewer counts the target told viewers (viewer_count_changed) that equal
+    the sockets the harness held on that stream at some moment in the preceding
+    COUNT_TOLERANCE_S (coalescing and delivery take up to that long)."""
+    events = run.events.sort_values("ts")
+    held = events[events.type.isin(["viewer_connected", "viewer_closed"])]
+    observed = events[events.type == "viewer_count_observed"]
+    observed = observed[phase_mask(observed.ts, run.phases(), ["warmup", "cooldown"])]
+    if observed.empty:
+        return Estimate(float("nan"), None, None, 0)
+    matches = 0
+    for stream, seen in observed.groupby("stream", observed=True):
+        mine = held[held.stream == stream]
+        times = mine.ts.to_numpy(dtype=np.float64)
+        counts = np.cumsum(np.where(mine.type == "viewer_connected", 1, -1))
+        for ts, value in zip(seen.ts.to_numpy(), seen.value.to_numpy(), strict=True):
+            first = int(np.searchsorted(times, ts - COUNT_TOLERANCE_S, side="right"))
+            last = int(np.searchsorted(times, ts, side="right"))
+            window = counts[max(first - 1, 0):last] if last else np.array([0])
+            matches += int(value in window)
+    return ratio(matches, len(observed))

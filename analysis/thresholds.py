@@ -28,6 +28,7 @@ DERIVED = {
     "target_cpu_share_p95": "p95 over time of the target roles' CPU / all host cores",
     "harness_cpu_share_p95": "p95 over time of the load generator's CPU / all host cores",
     "target_memory_share_max": "peak of the target roles' RSS / host memory",
+    "viewer_count_match_ratio": "viewer counts told to viewers that match the sockets held",
 }
 _WINDOW_RULE = re.compile(r"^(all|>=\s*(\d+(?:\.\d+)?)\s*%)$")
 Scalar = str | int | float | bool

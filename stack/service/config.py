@@ -43,6 +43,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ("*",)
     migrate_on_start: bool = True
     log_level: str = "INFO"
+    broken_viewer_count_offset: int = 0
 
 
 def _number(env: Mapping[str, str], name: str, default: N, errors: list[str]) -> N:
@@ -110,6 +111,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         cors_origins=origins or ("*",),
         migrate_on_start=env.get("NOVA_MIGRATE_ON_START", "1") not in ("0", "false", "no"),
         log_level=env.get("NOVA_LOG_LEVEL", d.log_level).upper(),
+        broken_viewer_count_offset=_number(env, "NOVA_BROKEN_VIEWER_COUNT_OFFSET",
+                                           d.broken_viewer_count_offset, errors),
     )
     if settings.rate_limit_window_s < 1:
         errors.append("NOVA_RATE_LIMIT_WINDOW_S must be at least 1")

@@ -45,6 +45,7 @@ class LiveState:
 
     def __init__(self, settings: Settings, on_event: EventHandler) -> None:
         self._instance = settings.instance_id
+        self._count_offset = settings.broken_viewer_count_offset
         self._redis = aioredis.from_url(
             settings.redis_url,
             socket_timeout=settings.redis_timeout_s,
@@ -161,6 +162,8 @@ class LiveState:
             except _DOWN_ERRORS:
                 self.up = False
         self._local_peaks[stream_id] = max(peak, total)
+        if self._count_offset and total:  # a deliberately wrong test target
+            return total + self._count_offset, max(peak, total) + self._count_offset
         return total, max(peak, total)
 
     async def _fleet_count(self, stream_id: str) -> int:

@@ -170,3 +170,24 @@ def test_hls_viewers_play_at_the_live_edge(stack_dir: Path, tmp_path: Path) -> N
     assert (playlists[playlists.name == "hls_playlist"].status == 200).all()
     lag = samples[samples.kind == "hls_live_lag"]
     assert not lag.empty and lag.latency_ms.median() < 12_000
+
+
+def test_wrong_viewer_count_fails_the_consistency_check(tmp_path: Path) -> None:
+    """A target that reports count + 1 (NOVA_BROKEN_VIEWER_COUNT_OFFSET) fails §14."""
+    from stack import local
+    from stack.roles import StackOptions
+
+    broken = new_run_dir("broken-count")
+    try:
+        local.up(StackOptions(run_dir=broken,
+                              service_env={"NOVA_BROKEN_VIEWER_COUNT_OFFSET": "1"}))
+        result, folder = run_cli(broken, tmp_path / "results")
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "FAIL         viewer-count-consistent" in result.stdout
+        verdict = json.loads((folder / "verdict.json").read_text())
+        statuses = {r["id"]: (r["status"], r["observed"]) for r in verdict["results"]}
+        assert statuses["viewer-count-consistent"] == ("FAIL", 0.0)
+        assert verdict["status"] == "FAIL"
+    finally:
+        local.down(broken)
+        shutil.rmtree(broken, ignore_errors=True)
