@@ -117,7 +117,7 @@ class ResourceSampler:
                 cpu += proc.cpu_percent()
                 info = proc.memory_info()
                 rss += info.rss
-                mem += proc.memory_percent()
+                mem += 100 * info.rss / self._memory_total
                 io = proc.io_counters()
                 reads, writes = reads + io.read_bytes, writes + io.write_bytes
                 fds += proc.num_fds()
@@ -143,14 +143,14 @@ class ResourceSampler:
         self._last_disk, self._last_net, self._last_t = disk, net, now
 
 
-class MetricsScraper:
-    """Scrapes the target's Prometheus text endpoint into `metrics` every interval."""
+class PolledSource:
+    """Calls `poll()` every interval in a greenlet; a failing poll is recorded as a metrics
+    row (the target may be down: that is data, not a crash) and counted in `failures`."""
 
-    PREFIXES = ("nova_streaming_", "process_")
+    name = "source"
 
-    def __init__(self, sink: RowSink, url: str, interval_s: float = 5.0) -> None:
-        self.sink, self.url, self.interval_s = sink, url, interval_s
-        self.client = httpx.Client(timeout=5.0)
+    def __init__(self, sink: RowSink, interval_s: float = 5.0) -> None:
+        self.sink, self.interval_s = sink, interval_s
         self.failures = 0
         self._greenlet: Any = None
 
@@ -160,27 +160,57 @@ class MetricsScraper:
     def stop(self) -> None:
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
-        self.client.close()
 
     def _loop(self) -> None:
         while True:
-            self.scrape_once()
+            self.poll_once()
             gevent.sleep(self.interval_s)
 
-    def scrape_once(self) -> int:
+    def poll_once(self) -> list[tuple[str, str, float]]:
         now = time.time()
         try:
-            text = self.client.get(self.url).text
-        except httpx.HTTPError:
+            rows = self.poll()
+        except Exception as exc:
             self.failures += 1
-            self.sink.add("metrics", (now, "target", "scrape_failed", "", 1.0))
-            return 0
-        rows = 0
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name.startswith(self.PREFIXES):
-                    labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-                    self.sink.add("metrics", (now, "target", sample.name, labels,
-                                              float(sample.value)))
-                    rows += 1
+            self.sink.add("metrics", (now, self.name, *self.failure(exc), 1.0))
+            return []
+        for series, labels, value in rows:
+            self.sink.add("metrics", (now, self.name, series, labels, value))
         return rows
+
+    def failure(self, exc: Exception) -> tuple[str, str]:
+        """(series, labels) of the row that records a failed poll."""
+        return f"{self.name}_poll_failed", f"error={type(exc).__name__}"
+
+    def poll(self) -> list[tuple[str, str, float]]:
+        raise NotImplementedError
+
+
+class MetricsScraper(PolledSource):
+    """Scrapes the target's Prometheus text endpoint into `metrics` every interval."""
+
+    name = "target"
+    PREFIXES = ("nova_streaming_", "process_")
+
+    def __init__(self, sink: RowSink, url: str, interval_s: float = 5.0) -> None:
+        super().__init__(sink, interval_s)
+        self.url = url
+        self.client = httpx.Client(timeout=5.0)
+
+    def stop(self) -> None:
+        super().stop()
+        self.client.close()
+
+    def failure(self, exc: Exception) -> tuple[str, str]:
+        return "scrape_failed", ""
+
+    def poll(self) -> list[tuple[str, str, float]]:
+        text = self.client.get(self.url).text
+        return [(sample.name, ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items())),
+                 float(sample.value))
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples if sample.name.startswith(self.PREFIXES)]
+
+    def scrape_once(self) -> int:
+        """One scrape; how many series rows it wrote."""
+        return len(self.poll_once())

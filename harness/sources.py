@@ -5,15 +5,13 @@ clients, bandwidth per stream), PostgreSQL (`pg_stat_activity` connections again
 from __future__ import annotations
 
 import subprocess
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from typing import Any
 
-import gevent
 import httpx
 import redis
 
+from harness.monitor import PolledSource
 from harness.users.context import RowSink
 from stack.roles import pg_bindir
 
@@ -22,45 +20,6 @@ PG_QUERY = ("SELECT count(*), current_setting('max_connections')::int, "
 REDIS_FIELDS = {"used_memory": "redis_used_memory_bytes",
                 "connected_clients": "redis_connected_clients",
                 "instantaneous_ops_per_sec": "redis_ops_per_s"}
-
-
-class PolledSource:
-    """Calls `poll()` every interval in a greenlet; a failing poll is recorded, not raised."""
-
-    name = "source"
-
-    def __init__(self, sink: RowSink, interval_s: float = 5.0) -> None:
-        self.sink, self.interval_s = sink, interval_s
-        self.failures = 0
-        self._greenlet: Any = None
-
-    def start(self) -> None:
-        self._greenlet = gevent.spawn(self._loop)
-
-    def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-
-    def _loop(self) -> None:
-        while True:
-            self.poll_once()
-            gevent.sleep(self.interval_s)
-
-    def poll_once(self) -> list[tuple[str, str, float]]:
-        now = time.time()
-        try:
-            rows = self.poll()
-        except Exception as exc:  # the target may be down: that is data, not a crash
-            self.failures += 1
-            self.sink.add("metrics", (now, self.name, f"{self.name}_poll_failed",
-                                      f"error={type(exc).__name__}", 1.0))
-            return []
-        for series, labels, value in rows:
-            self.sink.add("metrics", (now, self.name, series, labels, value))
-        return rows
-
-    def poll(self) -> list[tuple[str, str, float]]:
-        raise NotImplementedError
 
 
 class NginxStatSource(PolledSource):
