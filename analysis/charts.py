@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from analysis import faults as fault_figures
 from analysis.judge import Result, Verdict
 from analysis.load import RunData
 from analysis.metrics import connected_series, latency_series
@@ -33,7 +34,7 @@ def _shade_phases(ax: Axes, run: RunData) -> None:
     for phase in run.phases():
         if phase["name"] == "steady":
             continue
-        colour = RED if phase["name"] == "fault" else GREY
+        colour = {"fault": RED, "recovery": AMBER}.get(phase["name"], GREY)
         ax.axvspan(phase["start"] - run.start_s, phase["end"] - run.start_s, color=colour,
                    alpha=0.12, label=f"{phase['name']} (not judged)")
 
@@ -196,11 +197,42 @@ def broadcasters(run: RunData, path: Path) -> Path:
     return _save(fig, path)
 
 
+def faults(run: RunData, path: Path) -> Path:
+    """Around the fault windows: p95 and error ratio of the request traffic per second, open
+    viewer sockets, and where each fault counted as recovered."""
+    fig, (lat, err, count) = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
+    traffic = run.samples[run.samples.kind.isin(fault_figures.TRAFFIC_KINDS)]
+    second = (traffic.ts - run.start_s).astype(int)
+    ok = traffic[traffic.ok]
+    p95 = ok.latency_ms.groupby(second[traffic.ok]).quantile(0.95)
+    lat.plot(p95.index, p95.to_numpy(), label="p95 (API, connects, round trips)")
+    error = (~traffic.ok).groupby(second).mean()
+    err.plot(error.index, error.to_numpy(), color=RED, label="error ratio")
+    series = connected_series(run)
+    if not series.empty:
+        count.step(series.t_s, series.connected, where="post", label="viewers connected")
+    for figure in fault_figures.figures(run):
+        if figure.recovery_s is not None:
+            for ax in (lat, err, count):
+                ax.axvline(figure.end + figure.recovery_s - run.start_s, color=GREEN,
+                           linestyle="--", label="recovered")
+    for ax in (lat, err, count):
+        _shade_phases(ax, run)
+        _legend(ax)
+    lat.set_title("Faults: request latency, errors and viewers around each fault")
+    lat.set_ylabel("p95 (ms)")
+    err.set_ylabel("errors / requests")
+    count.set_ylabel("viewers")
+    count.set_xlabel("time since start (s)")
+    return _save(fig, path)
+
+
 def draw_all(run: RunData, verdict: Verdict, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
+    extra = [faults(run, folder / "faults.png")] if run.faults() else []
     return [scorecard(verdict, folder / "scorecard.png"),
             latency(run, verdict, folder / "latency.png"),
             throughput(run, folder / "throughput.png"),
             viewers(run, folder / "viewers.png"),
             resources(run, folder / "resources.png"),
-            broadcasters(run, folder / "broadcasters.png")]
+            broadcasters(run, folder / "broadcasters.png"), *extra]

@@ -19,6 +19,9 @@ from harness.schema import TABLES
 
 _COMPACT = re.compile(r"^compact-(\d+)-(\d+)\.parquet$")
 _PART = re.compile(r"^part-(\d+)\.parquet$")
+# After a fault, latency and error thresholds of normal operation are not judged for this long
+# (the fault verdicts judge that stretch; docs/chaos.md).
+RECOVERY_PHASE_S = 30.0
 
 
 def table_files(folder: Path) -> list[Path]:
@@ -108,9 +111,24 @@ class RunData:
             warmup = float(self.manifest["scenario"]["load"]["warmup"])
             phases = [{"name": "warmup", "start": self.start_s, "end": self.start_s + warmup},
                       {"name": "steady", "start": self.start_s + warmup, "end": self.end_s}]
-        for fault in self.manifest.get("faults") or []:
+        end_s = max((float(p["end"]) for p in phases), default=self.end_s)
+        for fault in self.faults():
             phases.append({"name": "fault", "start": fault["start"], "end": fault["end"]})
+            phases.append({"name": "recovery", "start": fault["end"],
+                           "end": min(fault["end"] + RECOVERY_PHASE_S, end_s)})
         return phases
+
+    def faults(self) -> list[dict[str, Any]]:
+        """Fault windows with a start and an end: from the manifest, or from
+        faults/faults.json when the run died before writing them there."""
+        listed = self.manifest.get("faults")
+        if not listed:
+            try:
+                listed = json.loads((self.results_dir / "faults" / "faults.json").read_text())
+            except (OSError, ValueError):
+                listed = []
+        return [f for f in listed or [] if f.get("start") is not None
+                and f.get("end") is not None]
 
 
 def load_run(results_dir: Path) -> RunData:

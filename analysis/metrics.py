@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.faults import FAULT_METRICS
+from analysis.faults import derived as fault_derived
 from analysis.load import RunData
 from analysis.stats import Estimate, percentile, ratio
 
@@ -74,6 +76,8 @@ def derived(run: RunData, name: str) -> Estimate:
         return _resource_share(run, name)
     if name == "viewer_count_match_ratio":
         return _count_match(run)
+    if name in FAULT_METRICS:
+        return fault_derived(run, name)
     if name == "generator_saturated_s":
         validity = run.manifest.get("validity") or {}
         return Estimate(float(validity.get("saturated_seconds", 0)), None, None, 1)

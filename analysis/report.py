@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from analysis import faults
 from analysis.judge import Result, Verdict
 from analysis.load import RunData
 from harness.record import atomic_write_json
@@ -39,8 +40,14 @@ def run_facts(run: RunData) -> dict[str, Any]:
 
 
 def write_verdict_json(run: RunData, verdict: Verdict, path: Path) -> Path:
-    atomic_write_json(path, {**verdict.to_json(), "run": run_facts(run)})
+    atomic_write_json(path, {**verdict.to_json(), "run": run_facts(run),
+                             "faults": faults.summary_json(run)})
     return path
+
+
+def fault_lines(run: RunData) -> list[str]:
+    """One line per fault window (docs/chaos.md explains each figure)."""
+    return [faults.describe(figure) for figure in faults.figures(run)]
 
 
 def write_summary(run: RunData, verdict: Verdict, path: Path) -> Path:
@@ -52,6 +59,9 @@ def write_summary(run: RunData, verdict: Verdict, path: Path) -> Path:
         lines.append(f"- ⚠ invalid run: {problem}")
     for note in verdict.notes:
         lines.append(f"- note: {note}")
+    found = fault_lines(run)
+    if found:
+        lines += ["", "Faults:", *[f"- {line}" for line in found]]
     lines += ["", "| | threshold | checklist | observed [95 % CI] | limit | n |",
               "|---|---|---|---|---|---|"]
     icon = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "❔"}
@@ -97,6 +107,8 @@ def write_html(run: RunData, verdict: Verdict, charts: list[Path], path: Path) -
     images = "".join(
         f"<h3>{esc(chart.stem)}</h3><img alt='{esc(chart.stem)}' src='data:image/png;base64,"
         f"{base64.b64encode(chart.read_bytes()).decode()}'>" for chart in charts)
+    fault_items = "".join(f"<li>{esc(line)}</li>" for line in fault_lines(run))
+    fault_html = f"<h2>Faults</h2><ul>{fault_items}</ul>" if fault_items else ""
     fact_rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(json.dumps(v))}</td></tr>"
                         for k, v in facts.items())
     path.write_text(
@@ -105,6 +117,6 @@ def write_html(run: RunData, verdict: Verdict, charts: list[Path], path: Path) -
         f"<h1>Verdict: <span class='{verdict.status}'>{verdict.status}</span></h1>"
         f"<ul>{problems}</ul><table><tr><th>result</th><th>threshold</th><th>checklist</th>"
         f"<th>observed [95 % CI]</th><th>limit</th><th>n</th><th>reason</th></tr>{rows}"
-        f"</table><h2>Charts</h2>{images}<h2>Run</h2><table>{fact_rows}</table>"
+        f"</table>{fault_html}<h2>Charts</h2>{images}<h2>Run</h2><table>{fact_rows}</table>"
         f"</body></html>")
     return path

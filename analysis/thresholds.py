@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from analysis.faults import FAULT_METRICS
 from harness.errors import InputError
 from harness.schema import EVENT_TYPES, SAMPLE_KINDS, TABLES
 from harness.yamlio import build, read_yaml
@@ -29,6 +30,7 @@ DERIVED = {
     "harness_cpu_share_p95": "p95 over time of the load generator's CPU / all host cores",
     "target_memory_share_max": "peak of the target roles' RSS / host memory",
     "viewer_count_match_ratio": "viewer counts told to viewers that match the sockets held",
+    **FAULT_METRICS,
 }
 _WINDOW_RULE = re.compile(r"^(all|>=\s*(\d+(?:\.\d+)?)\s*%)$")
 Scalar = str | int | float | bool

@@ -41,6 +41,7 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
         restart=args.restart, jwt_algorithm=args.jwt_algorithm, api_port=args.api_port,
         http_port=args.http_port, rtmp_port=args.rtmp_port, postgres_port=args.postgres_port,
         redis_port=args.redis_port, service_env=_service_env(args.service_env),
+        latency_proxy=tuple(r for r in args.latency_proxy.split(",") if r),
     )
     started = time.monotonic()
     state, reused = local.up(options)
@@ -130,14 +131,20 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from harness.chaos import check_experiments
     from harness.scenario import load_scenario
 
     problems: list[str] = []
     for path in args.files:
         try:
             scenario, profile = load_scenario(path, _overrides(args))
+            problems += check_experiments(scenario.chaos, path.parent,
+                                          standby=scenario.stack.standby,
+                                          proxied=tuple(scenario.stack.latency_proxy),
+                                          local_target=scenario.target.stack == "local")
+            faults = f", {len(scenario.chaos)} chaos experiments" if scenario.chaos else ""
             print(f"{path}: ok ({scenario.planned_viewers} viewers, {scenario.streams.count} "
-                  f"streams, {scenario.load.total_s:.0f} s, profile {profile.name})")
+                  f"streams, {scenario.load.total_s:.0f} s, profile {profile.name}{faults})")
         except InputError as exc:
             problems += exc.problems
     if problems:
@@ -151,7 +158,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     run = Run(RunOptions(scenario_path=args.scenario, overrides=_overrides(args),
                          results_root=args.results, workers=args.workers, web_port=args.web,
-                         stack_dir=args.run_dir, progress=not args.quiet))
+                         stack_dir=args.run_dir, progress=not args.quiet,
+                         allow_targets=tuple(args.allow_target)))
+    for line in run.chaos_plan():
+        print(f"chaos will run {line}", flush=True)
     print(f"run {run.run_id}: {run.scenario.planned_viewers} viewers on "
           f"{run.scenario.streams.count} streams for {run.scenario.load.total_s:.0f} s "
           f"-> {run.results_dir}", flush=True)
@@ -253,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"fixed {part} port on 127.0.0.1 (default: a free one)")
     p.add_argument("--service-env", action="append", default=[], metavar="NOVA_NAME=VALUE",
                    help="extra service setting, repeatable (docs/service.md)")
+    p.add_argument("--latency-proxy", default="", metavar="ROLE[,ROLE]",
+                   help="route the service's postgres and/or redis traffic through a "
+                        "latency-injecting proxy (for network faults; docs/chaos.md)")
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
     p.set_defaults(func=cmd_stack_up)
 
@@ -272,8 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--follow", action="store_true")
     p.set_defaults(func=cmd_stack_logs)
 
-    for op in ("start", "stop", "restart"):
-        p = stack.add_parser(op, help=f"{op} one role of the running stack")
+    ctl_help = {"start": "start one role of the running stack",
+                "stop": "stop one role of the running stack",
+                "restart": "restart one role of the running stack",
+                "promote": "promote a PostgreSQL standby role to primary",
+                "reseed": "rebuild a PostgreSQL role as a standby of the current primary"}
+    for op, text in ctl_help.items():
+        p = stack.add_parser(op, help=text)
         _add_run_dir(p)
         p.add_argument("role")
         p.set_defaults(func=cmd_stack_ctl, op=op)
@@ -306,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no live progress")
     p.add_argument("--thresholds", type=Path,
                    help="threshold file (default: the scenario's, else checklist-staging)")
+    p.add_argument("--allow-target", action="append", default=[], metavar="HOST",
+                   help="let the scenario's chaos experiments break this host (repeatable; "
+                        "the local stack is always allowed)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("analyze", help="judge a results folder again (verdict, charts, reports)")

@@ -31,3 +31,10 @@ class RunFailed(HarnessError):
     """A run or check completed and found a failure."""
 
     exit_code = 1
+
+
+class FaultError(HarnessError):
+    """A fault action could not do what it was asked (unknown role, nothing to interrupt,
+    no way to add latency). Chaos Toolkit records it as the activity's failure."""
+
+    exit_code = 1

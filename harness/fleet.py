@@ -1,12 +1,17 @@
 """Broadcasters of a run: create each stream through the API (per the profile), publish the
 pre-encoded clip with ffmpeg, record publish start, time until the API says `active`, and the
-end. Publishers can be stopped and restarted mid-run (interruption); all stop on exit."""
+end. A publisher that dies mid-run (a fault cut it off, nginx went away) reconnects the way an
+encoder would, after any hold a fault asked for; its PIDs are listed in `broadcasters.json` for
+the fault actions. All stop on exit."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gevent
 import httpx
@@ -22,17 +27,27 @@ from harness.users.context import StreamPlan, UserContext
 class Broadcast:
     plan: StreamPlan
     publisher: Publisher | None = None
-    state: str = "created"  # created | publishing | active | failed | stopped
+    state: str = "created"  # created | publishing | active | reconnecting | failed | stopped
     active_after_s: float | None = None
+    down_since: float | None = None
+    next_attempt: float = 0.0
+    attempts: int = 0
+
+
+RECONNECT_EVERY_S = 2.0
+RECONNECT_GIVE_UP_S = 60.0
 
 
 class Fleet:
     """The run's streams and their ffmpeg publishers."""
 
     def __init__(self, ctx: UserContext, profile: Profile, api_base: str, rtmp_url: str,
-                 hls_base: str, token: str, logs_dir: Path) -> None:
+                 hls_base: str, token: str, results_dir: Path) -> None:
         self.ctx, self.profile = ctx, profile
-        self.rtmp_url, self.hls_base, self.logs_dir = rtmp_url, hls_base, logs_dir
+        self.rtmp_url, self.hls_base = rtmp_url, hls_base
+        self.results_dir, self.logs_dir = results_dir, results_dir / "logs"
+        self.stopping = False
+        self.watchdog: gevent.Greenlet[Any, Any] | None = None
         self.api = httpx.Client(base_url=api_base, timeout=10.0,
                                 headers={"Authorization": f"Bearer {token}"})
         self.broadcasts: list[Broadcast] = []
@@ -95,18 +110,93 @@ class Fleet:
         return self.profile.status_of(response.json()) if response.status_code == 200 else \
             f"http_{response.status_code}"
 
-    def interrupt(self, index: int, seconds: float) -> None:
-        """Stop one publisher for `seconds`, then start it again."""
-        broadcast = self.broadcasts[index]
-        if broadcast.publisher is None:
+    # -- reconnects --------------------------------------------------------------------
+
+    def watch(self) -> None:
+        """Start the watchdog that reconnects publishers which died mid-run."""
+        self.write_listing()
+        self.watchdog = gevent.spawn(self._watch_loop)
+
+    def _watch_loop(self) -> None:
+        while not self.stopping:
+            for index, broadcast in enumerate(self.broadcasts):
+                self._check(index, broadcast)
+            gevent.sleep(0.2)
+
+    def _check(self, index: int, broadcast: Broadcast) -> None:
+        publisher = broadcast.publisher
+        if publisher is None or publisher.running or self.stopping:
             return
-        broadcast.publisher.stop()
-        self.ctx.event("publish_interrupted", broadcast.plan.id, value=seconds)
-        gevent.sleep(seconds)
-        broadcast.publisher.start()
+        now = time.time()
+        if broadcast.state == "active":
+            broadcast.state, broadcast.down_since, broadcast.attempts = "reconnecting", now, 0
+            broadcast.next_attempt = max(now, self._hold_until(index))
+            self.ctx.event("publish_interrupted", broadcast.plan.id,
+                           value=float(publisher.exit_code() or 0))
+            self.write_listing()
+        if broadcast.state != "reconnecting" or now < broadcast.next_attempt:
+            return
+        down_since = broadcast.down_since or now
+        # An ended stream refuses its key (contract): one refused attempt shows it, more
+        # would only hammer the webhook.
+        if (broadcast.attempts and self._status(broadcast.plan.id) == "ended") or \
+                now - down_since > RECONNECT_GIVE_UP_S:
+            self._give_up(broadcast, down_since)
+            return
+        broadcast.next_attempt = now + RECONNECT_EVERY_S
+        broadcast.attempts += 1
+        publisher.start()
         self.ctx.event("publish_restarted", broadcast.plan.id)
+        self.write_listing()
+        gevent.spawn(self._await_active, broadcast, down_since)
+
+    def _await_active(self, broadcast: Broadcast, down_since: float) -> None:
+        started = time.time()
+        while time.time() - started < RECONNECT_EVERY_S and not self.stopping:
+            if broadcast.publisher is None or not broadcast.publisher.running:
+                return
+            # Still running half a second after the publish means nginx's webhook accepted
+            # it (a refused publish exits in ~0.26 s).
+            if self._status(broadcast.plan.id) == "active" and time.time() - started > 0.5:
+                broadcast.state = "active"
+                self.write_listing()
+                self.ctx.sample(down_since, "rtmp_publish", "reconnect",
+                                (time.time() - down_since) * 1000, True,
+                                stream=broadcast.plan.id)
+                return
+            gevent.sleep(0.1)
+
+    def _give_up(self, broadcast: Broadcast, down_since: float) -> None:
+        status = self._status(broadcast.plan.id)
+        broadcast.state = "failed"
+        self.ctx.sample(down_since, "rtmp_publish", "reconnect",
+                        (time.time() - down_since) * 1000, False,
+                        error=f"not republished after {broadcast.attempts} attempts; "
+                              f"stream status {status}",
+                        stream=broadcast.plan.id)
+        self.write_listing()
+
+    def _hold_until(self, index: int) -> float:
+        try:
+            return float(json.loads((self.results_dir / "control" /
+                                     f"hold-{index}.json").read_text())["until"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0.0
+
+    def write_listing(self) -> None:
+        """`broadcasters.json`: index, stream, PID and state of every publisher."""
+        listing = [{"index": i, "stream": b.plan.id, "state": b.state,
+                    "pid": b.publisher.proc.pid if b.publisher and b.publisher.proc and
+                    b.publisher.running else None} for i, b in enumerate(self.broadcasts)]
+        path = self.results_dir / "broadcasters.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(listing, indent=1))
+        os.replace(tmp, path)
 
     def stop_all(self) -> None:
+        self.stopping = True
+        if self.watchdog is not None:
+            self.watchdog.kill()
         for broadcast in self.broadcasts:
             if broadcast.publisher is not None and broadcast.publisher.running:
                 code = broadcast.publisher.stop()

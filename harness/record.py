@@ -40,7 +40,7 @@ def _native_submit() -> Callable[[Callable[[], None]], Any]:
     return executor.submit
 
 
-def atomic_write_json(path: Path, document: dict[str, Any]) -> None:
+def atomic_write_json(path: Path, document: dict[str, Any] | list[Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(document, indent=2, default=str))
     os.replace(tmp, path)

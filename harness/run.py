@@ -17,15 +17,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import gevent
 import psutil
 from locust.env import Environment
 
 from harness import __version__
+from harness.chaos import ChaosRunner, Occurrence, check_experiments, describe, plan
 from harness.errors import InputError, TargetUnreachable
 from harness.fleet import Fleet
 from harness.gctune import tune_gc
+from harness.ledger import WriteLedger
 from harness.livestats import LiveStats
 from harness.monitor import MetricsScraper, ResourceSampler, local_stack_roles
 from harness.record import Recorder, atomic_write_json
@@ -53,6 +56,7 @@ class RunOptions:
     web_port: int | None = None
     stack_dir: Path = field(default_factory=local.default_run_dir)
     progress: bool = True
+    allow_targets: tuple[str, ...] = ()  # hosts chaos may break besides the local stack
 
 
 @dataclass
@@ -94,6 +98,35 @@ class Run:
         self.endpoints_public: dict[str, str] = {}
         self.ids_by_key: dict[str, str] = {}  # filled as streams are created (nginx /stat)
         self.started_at: float | None = None
+        self.chaos: ChaosRunner | None = None
+        self.ledger: WriteLedger | None = None
+        self.faults_planned = self._plan_chaos()
+
+    def _plan_chaos(self) -> list[Occurrence]:
+        """Check the scenario's experiments (every problem at once) and the allow-list before
+        anything starts."""
+        s = self.scenario
+        if not s.chaos:
+            return []
+        problems = []
+        local_target = s.target.stack == "local"
+        if not local_target:
+            host = urlsplit(str(s.target.base_url)).hostname or ""
+            if host not in self.options.allow_targets:
+                problems.append(f"chaos: target {host} is not allow-listed (only the local "
+                                f"stack is); pass --allow-target {host} if it may be broken")
+        problems += check_experiments(s.chaos, self.options.scenario_path.parent,
+                                      standby=s.stack.standby,
+                                      proxied=tuple(s.stack.latency_proxy),
+                                      local_target=local_target)
+        if problems:
+            raise InputError(problems, hint="see docs/chaos.md")
+        return plan(s.chaos, self.options.scenario_path.parent, s.load.total_s)
+
+    def chaos_plan(self) -> list[str]:
+        """What the run will break, one line per planned experiment start."""
+        return [f"at {o.at_s:.0f}s: {describe(o.path, o.variables)}"
+                for o in self.faults_planned]
 
     # -- manifest ------------------------------------------------------------------------
 
@@ -118,6 +151,7 @@ class Run:
             "started_at": self.started_at,
             "stages": self.stages,
             "phases": self._phases(),
+            "faults": self.chaos.faults if self.chaos else [],
         }
         document.update(extra)
         return document
@@ -145,17 +179,32 @@ class Run:
         target = self.scenario.target
         if target.stack == "local":
             try:
+                wanted = self.scenario.stack
                 state, reused = local.up(StackOptions(
-                    run_dir=self.options.stack_dir, instances=self.scenario.stack.instances,
-                    standby=self.scenario.stack.standby))
+                    run_dir=self.options.stack_dir, instances=wanted.instances,
+                    standby=wanted.standby, latency_proxy=tuple(wanted.latency_proxy)))
             except StackError as exc:
                 raise TargetUnreachable(f"local stack: {exc}") from None
             self.started_stack = not reused
+            if reused:
+                self._check_reused(state.roles)
             return state.endpoints
         base = str(target.base_url).rstrip("/")
         return {"api_base": base, "ws_base": target.ws_base or base.replace("http", "ws", 1),
                 "rtmp_url": target.rtmp_url or "", "hls_base": target.hls_base or base,
                 "metrics_url": base + self.profile.path("metrics")}
+
+    def _check_reused(self, running: dict[str, Any]) -> None:
+        """A stack already running in the folder must have the parts the scenario needs."""
+        wanted, problems = self.scenario.stack, []
+        if wanted.standby and "postgres-standby" not in running:
+            problems.append("stack.standby: the stack already running has no standby")
+        problems += [f"stack.latency_proxy: the stack already running has no {r} proxy"
+                     for r in wanted.latency_proxy if f"{r}-proxy" not in running]
+        if problems:
+            raise InputError(problems, hint=f"stop it first (`nova-harness stack down --run-dir "
+                                            f"{self.options.stack_dir}`) or use another "
+                                            "--run-dir")
 
     def tokens(self, count: int) -> tuple[str, ...]:
         auth = self.scenario.auth
@@ -184,7 +233,7 @@ class Run:
                                sink=self.live)
         endpoints = self.endpoints()
         self.endpoints_public = {k: v for k, v in endpoints.items()
-                                 if k not in ("database_url", "redis_url")}
+                                 if not k.endswith(("database_url", "redis_url"))}
         self.write_manifest("running")
         tune_gc()
         self.watch = SelfWatch(self.ctx)
@@ -200,6 +249,7 @@ class Run:
             status = self._drive(endpoints, show)
             flusher.kill()
         finally:
+            self._stop_faults()
             if self.fleet is not None:
                 self.fleet.stop_all()
             self._stop_workers()
@@ -230,8 +280,9 @@ class Run:
             monitors.append(ResourceSampler(
                 sink, lambda: local_stack_roles(read_state(stack_dir).roles)))
             found = {"nginx_stat_url": endpoints.get("stat_url"),
-                     "postgres_dsn": endpoints.get("database_url"),
-                     "redis_url": endpoints.get("redis_url")}
+                     "postgres_dsn": endpoints.get("monitor_database_url",
+                                                   endpoints.get("database_url")),
+                     "redis_url": endpoints.get("monitor_redis_url", endpoints.get("redis_url"))}
             given = {name: given.get(name) or found[name] for name in found}
         else:
             monitors.append(ResourceSampler(sink, dict))
@@ -283,7 +334,7 @@ class Run:
         api_tokens = self.tokens(10)
         self.fleet = Fleet(self.ctx, self.profile, endpoints["api_base"],
                            endpoints["rtmp_url"], endpoints["hls_base"], api_tokens[0],
-                           self.results_dir / "logs")
+                           self.results_dir)
         streams = self.fleet.create_streams(s.streams.count, s.streams.title_prefix,
                                             s.streams.region)
         self.ids_by_key.update({stream.key: stream.id for stream in streams})
@@ -308,22 +359,48 @@ class Run:
         spawn_rate = s.load.spawn_rate_per_s or max(1.0, users / max(s.load.ramp, 1.0))
         self._stage("ramp")
         runner.start(users, spawn_rate=spawn_rate)
+        self._start_faults(endpoints, api_tokens[-1])
         if not self._wait(s.load.ramp, show):
             return self._abort(runner)
         if s.streams.broadcast:
             self.fleet.publish_all(s.streams.clip)
+            self.fleet.watch()
         self._stage("hold")
         if not self._wait(max(0.0, s.load.hold - (time.time() - self.stages[-1]["start"])),
                           show):
             return self._abort(runner)
         self._stage("ramp_down")
+        self._stop_faults()
         self.fleet.stop_all()  # viewers get stream_ended and close
-        self._wait(s.load.ramp_down, show)
+        ramp_down_end = time.time() + s.load.ramp_down
+        if self.ledger is not None:
+            self.ledger.verify()
+        self._wait(max(0.0, ramp_down_end - time.time()), show)
         runner.stop()
         self._end_stage()
         gevent.sleep(1.0)  # let workers ship their last rows
         runner.quit()
         return "completed"
+
+    def _start_faults(self, endpoints: dict[str, str], token: str) -> None:
+        s = self.scenario
+        if s.writes.rate_per_s > 0:
+            self.ledger = WriteLedger(self.ctx, self.profile, endpoints["api_base"], token,
+                                      s.writes.rate_per_s, s.streams.region, self.run_id)
+            self.ledger.start()
+        if self.faults_planned:
+            env = {"NOVA_STACK_DIR": str(self.options.stack_dir),
+                   "NOVA_RESULTS_DIR": str(self.results_dir.resolve())}
+            self.chaos = ChaosRunner(self.faults_planned, self.results_dir, env, self.ctx,
+                                     on_record=lambda: self.write_manifest("running"))
+            self.chaos.start(self.stages[0]["start"])
+
+    def _stop_faults(self) -> None:
+        """No new faults; a running experiment is interrupted and its rollbacks awaited."""
+        if self.chaos is not None:
+            self.chaos.stop()
+        if self.ledger is not None:
+            self.ledger.stop()
 
     def _abort(self, runner: Any) -> str:
         runner.stop()

@@ -144,9 +144,17 @@ class ApiClientsSpec(_Strict):
         return self
 
 
+class WritesSpec(_Strict):
+    """Acknowledged-write ledger for fault runs: streams created at `rate_per_s` during the
+    run, each checked after it (present, fields unchanged) — the data-loss check."""
+
+    rate_per_s: Annotated[float, Field(ge=0, le=50)] = 0.0
+
+
 class StackSpec(_Strict):
     instances: Annotated[int, Field(ge=1, le=8)] = 1
     standby: bool = False
+    latency_proxy: list[Literal["postgres", "redis"]] = Field(default_factory=list)
 
 
 class MonitorsSpec(_Strict):
@@ -158,9 +166,13 @@ class MonitorsSpec(_Strict):
 
 
 class ChaosEntry(_Strict):
+    """One Chaos Toolkit experiment, started `at` seconds into the run (and again every
+    `repeat_every`); `vars` override its configuration (`chaos run --var`)."""
+
     experiment: str
     at: Seconds
     repeat_every: Seconds | None = None
+    vars: dict[str, str | int | float] = Field(default_factory=dict)
 
 
 class Scenario(_Strict):
@@ -174,6 +186,7 @@ class Scenario(_Strict):
     viewers: ViewersSpec = ViewersSpec()
     api_clients: ApiClientsSpec = ApiClientsSpec()
     stack: StackSpec = StackSpec()
+    writes: WritesSpec = WritesSpec()
     monitors: MonitorsSpec = Field(default_factory=lambda: MonitorsSpec())
     chaos: list[ChaosEntry] = Field(default_factory=list)
     thresholds: str | None = None

@@ -45,6 +45,10 @@ def _check_options(options: StackOptions) -> None:
         problems.append(f"--restart {options.restart!r}: must be 'always' or 'never'")
     if options.jwt_algorithm not in ("HS256", "RS256"):
         problems.append(f"--jwt-algorithm {options.jwt_algorithm!r}: must be HS256 or RS256")
+    unknown = [r for r in options.latency_proxy if r not in roles.PROXIABLE_ROLES]
+    if unknown:
+        problems.append(f"--latency-proxy {','.join(unknown)}: only "
+                        f"{', '.join(roles.PROXIABLE_ROLES)} can be proxied")
     fixed = {"api": options.api_port, "http": options.http_port, "rtmp": options.rtmp_port,
              "postgres": options.postgres_port, "redis": options.redis_port}
     for part, port in fixed.items():
@@ -183,6 +187,7 @@ def _supervise(run_dir: Path) -> int:
                         format="%(asctime)s supervisor %(levelname)s %(message)s")
     raw = json.loads((run_dir / "options.json").read_text())
     raw["run_dir"] = Path(raw["run_dir"])
+    raw["latency_proxy"] = tuple(raw.get("latency_proxy") or ())
     from stack.supervisor import Supervisor
 
     return Supervisor(StackOptions(**raw)).run()

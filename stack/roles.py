@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import string
@@ -35,6 +36,12 @@ class StackOptions:
     postgres_port: int = 0
     redis_port: int = 0
     service_env: dict[str, str] = field(default_factory=dict)
+    # Roles whose traffic from the service goes through a latency-injecting proxy
+    # (stack.netproxy), for network faults where the kernel has no netem.
+    latency_proxy: tuple[str, ...] = ()
+
+
+PROXIABLE_ROLES = ("postgres", "redis")
 
 
 def pg_bindir() -> Path:
@@ -124,6 +131,20 @@ def pg_ready(port: int) -> bool:
     return result.returncode == 0
 
 
+def pg_in_recovery(port: int) -> bool | None:
+    """True on a standby, False on a writable primary, None when it does not answer."""
+    try:
+        result = subprocess.run(
+            [str(pg_bindir() / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
+             "-d", "postgres", "-tAc", "SELECT pg_is_in_recovery()"],
+            capture_output=True, text=True, check=False, timeout=5,
+            env={**os.environ, "PGCONNECT_TIMEOUT": "3"})
+    except subprocess.TimeoutExpired:
+        return None  # a paused server accepts the connection and never answers
+    answer = result.stdout.strip()
+    return None if result.returncode != 0 or answer not in ("t", "f") else answer == "t"
+
+
 def wait_until(check: object, timeout_s: float, what: str, log: Path,
                alive: object = None) -> None:
     """Poll `check()` until true; raise the one-line start error naming the part and its log."""
@@ -175,6 +196,11 @@ def redis_command(port: int, data_dir: Path) -> list[str]:
     return [program("redis-server"), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
             "--appendonly", "no", "--dir", str(data_dir), "--protected-mode", "no",
             "--daemonize", "no", "--maxclients", "10000"]
+
+
+def proxy_command(listen_port: int, upstream_port: int, settings: Path) -> list[str]:
+    return [sys.executable, "-m", "stack.netproxy", "--listen", str(listen_port),
+            "--upstream", str(upstream_port), "--settings", str(settings)]
 
 
 def service_command() -> list[str]:

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import pwd
+import shutil
 import signal
 import socketserver
 import subprocess
@@ -105,19 +106,27 @@ class Supervisor:
         add("postgres", "postgres", roles.postgres_command(run / "postgres", pg_port,
                                                             run / "pg-socket", standby=False),
             port=pg_port, data_dir=run / "postgres")
-        hosts = f"127.0.0.1:{pg_port}"
+        hosts = []
         if o.standby:
             standby_port = roles.free_port()
             add("postgres-standby", "postgres-standby",
                 roles.postgres_command(run / "postgres-standby", standby_port, run / "pg-socket",
                                        standby=True),
                 port=standby_port, data_dir=run / "postgres-standby")
-            hosts += f",127.0.0.1:{standby_port}"
-        database_url = (f"postgresql://postgres@{hosts}/{roles.DATABASE}"
-                        + ("?target_session_attrs=read-write" if o.standby else ""))
-        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+            hosts.append(f"127.0.0.1:{standby_port}")
         add("redis", "redis", roles.redis_command(redis_port, run / "redis"), port=redis_port,
             data_dir=run / "redis")
+        service_ports = {"postgres": pg_port, "redis": redis_port}
+        for upstream in o.latency_proxy:
+            service_ports[upstream] = self._add_proxy(upstream, service_ports[upstream])
+        suffix = "?target_session_attrs=read-write" if o.standby else ""
+        # The harness's own PostgreSQL/Redis sources connect directly, not through a proxy.
+        direct_database_url = (f"postgresql://postgres@"
+                               f"{','.join([f'127.0.0.1:{pg_port}', *hosts])}/{roles.DATABASE}"
+                               + suffix)
+        hosts.insert(0, f"127.0.0.1:{service_ports['postgres']}")
+        database_url = f"postgresql://postgres@{','.join(hosts)}/{roles.DATABASE}" + suffix
+        redis_url = f"redis://127.0.0.1:{service_ports['redis']}/0"
         service_env = {
             "NOVA_DATABASE_URL": database_url,
             "NOVA_REDIS_URL": redis_url,
@@ -147,9 +156,21 @@ class Supervisor:
             "stat_url": f"http://127.0.0.1:{http_port}/stat",
             "database_url": database_url,
             "redis_url": redis_url,
+            "monitor_database_url": direct_database_url,
+            "monitor_redis_url": f"redis://127.0.0.1:{redis_port}/0",
         }
         self._check_ports()
         self._save()
+
+    def _add_proxy(self, upstream: str, upstream_port: int) -> int:
+        port = roles.free_port()
+        (self.run_dir / "netem").mkdir(exist_ok=True)
+        settings = self.run_dir / "netem" / f"{upstream}.json"
+        settings.write_text("{}")
+        self._add_role(f"{upstream}-proxy", "proxy",
+                       roles.proxy_command(port, upstream_port, settings), port=port,
+                       data_dir=settings.parent)
+        return port
 
     def _add_role(self, name: str, kind: str, command: list[str], *, port: int,
                   data_dir: Path | None = None, restart: str = "never",
@@ -251,6 +272,7 @@ class Supervisor:
             "postgres": (lambda: roles.pg_ready(port), 30.0),
             "postgres-standby": (lambda: roles.pg_ready(port), 30.0),
             "redis": (lambda: roles.redis_pings(port), 10.0),
+            "proxy": (lambda: roles.port_accepts(port), 10.0),
             "api": (lambda: roles.http_status(f"http://127.0.0.1:{port}/health") == 200, 30.0),
             "nginx": (lambda: roles.port_accepts(role.extra_ports["rtmp"]) and
                       roles.http_status(f"http://127.0.0.1:{port}/stat") == 200, 10.0),
@@ -280,6 +302,48 @@ class Supervisor:
             "-U", "postgres", "-D", str(data_dir), "-R", "-X", "stream", "--no-sync",
             "--checkpoint=fast",
         ], **self._as_postgres())
+
+    # -- PostgreSQL failover ----------------------------------------------------------------
+
+    def _postgres_role(self, name: str) -> RoleState:
+        role = self.state.roles[name]
+        if not role.kind.startswith("postgres"):
+            raise ValueError(f"{name} is not a PostgreSQL role")
+        return role
+
+    def promote(self, name: str) -> RoleState:
+        """Make a running standby the writable primary; returns once it accepts writes."""
+        role = self._postgres_role(name)
+        if roles.pg_in_recovery(role.port or 0) is not True:
+            raise StackStartError(f"{name} is not a running standby")
+        self._run_logged(name, [str(roles.pg_bindir() / "pg_ctl"), "promote", "-w", "-t", "30",
+                                "-D", str(role.data_dir)], **self._as_postgres())
+        roles.wait_until(lambda: roles.pg_in_recovery(role.port or 0) is False, 30.0,
+                         f"{name} promotion", Path(role.log))
+        log.info("promoted %s to primary", name)
+        return role
+
+    def reseed(self, name: str) -> RoleState:
+        """Rebuild a PostgreSQL role as a standby of the current primary (after a failover
+        the old primary must not come back writable beside the new one)."""
+        role = self._postgres_role(name)
+        primary = next((r for r in self.state.roles.values()
+                        if r.kind.startswith("postgres") and r.name != name
+                        and roles.pg_in_recovery(r.port or 0) is False), None)
+        if primary is None:
+            raise StackStartError(f"reseed {name}: no writable primary to copy from")
+        self.stop_role(name)
+        data_dir = Path(role.data_dir or "")
+        shutil.rmtree(data_dir, ignore_errors=True)
+        self._chown_postgres(data_dir)
+        self._run_logged(name, [
+            str(roles.pg_bindir() / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
+            "-U", "postgres", "-D", str(data_dir), "-R", "-X", "stream", "--no-sync",
+            "--checkpoint=fast"], **self._as_postgres())
+        with open(data_dir / "postgresql.auto.conf", "a") as conf:
+            conf.write("wal_retrieve_retry_interval = '100ms'\n")
+        log.info("reseeded %s as a standby of %s", name, primary.name)
+        return self.start_role(name)
 
     # -- watching ------------------------------------------------------------------------
 
@@ -370,7 +434,7 @@ class Supervisor:
         return server
 
     def control(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Handle {"op": "start"|"stop"|"restart"|"status", "role": NAME}."""
+        """Handle {"op": "start"|"stop"|"restart"|"promote"|"reseed"|"status", "role": NAME}."""
         op, name = request.get("op"), request.get("role")
         if op == "status":
             return {"ok": True, "state": self.state.to_json()}
@@ -383,6 +447,10 @@ class Supervisor:
         elif op == "restart":
             self.stop_role(str(name))
             role = self.start_role(str(name))
+        elif op == "promote":
+            role = self.promote(str(name))
+        elif op == "reseed":
+            role = self.reseed(str(name))
         else:
             raise ValueError(f"unknown op {op!r}")
         return {"ok": True, "role": role.__dict__}

@@ -1,0 +1,222 @@
+"""Fault verdict figures, from the load traffic itself (docs/chaos.md): for each fault window,
+error ratio and p95 before / during / after, time to recover, viewers dropped and how fast they
+came back, broadcaster reconnects, and the acknowledged-write (data-loss) check."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.load import RunData
+from analysis.stats import Estimate
+
+# The request traffic a fault is judged on: API calls, viewer (re)connects, socket round trips.
+TRAFFIC_KINDS = ("http", "ws_connect", "ws_rtt")
+BASELINE_S = 30.0
+SUSTAINED_S = 10.0
+STEP_S = 0.5
+MIN_WINDOW_SAMPLES = 5
+ERROR_SLACK = 0.01       # recovered: error ratio within 1 point of the baseline's
+P95_FACTOR, P95_SLACK_MS = 1.5, 50.0  # ... and p95 within 1.5x (or 50 ms) of the baseline's
+DROP_GRACE_S = 5.0       # drops this long after a fault's end still belong to it
+BACK_WITHIN_S = 30.0
+
+
+@dataclass(frozen=True)
+class FaultFigures:
+    id: str
+    title: str
+    start: float
+    end: float
+    status: str
+    deviated: bool
+    baseline_error_ratio: float
+    during_error_ratio: float
+    after_error_ratio: float
+    baseline_p95_ms: float
+    during_p95_ms: float
+    after_p95_ms: float
+    recovery_s: float | None        # None: not back to baseline before the load ended
+    viewers_dropped: int
+    viewers_back_within_30s: int
+    viewers_never_back: int
+    reconnect_p95_s: float
+    broadcaster_interruptions: int
+    broadcaster_reconnected: int
+    writes_acked_before: int
+    writes_lost: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v)
+                for k, v in asdict(self).items()}
+
+
+def _error_and_p95(frame: pd.DataFrame) -> tuple[float, float]:
+    if frame.empty:
+        return float("nan"), float("nan")
+    latency = frame[frame.ok].latency_ms
+    p95 = float(np.percentile(latency, 95)) if len(latency) else float("nan")
+    return float(1.0 - frame.ok.mean()), p95
+
+
+def _between(frame: pd.DataFrame, start: float, end: float) -> pd.DataFrame:
+    return frame[(frame.ts >= start) & (frame.ts < end)]
+
+
+def load_end(run: RunData) -> float:
+    """End of the hold (the ramp-down's own effects are not a recovery)."""
+    for stage in run.manifest.get("stages") or []:
+        if stage.get("name") == "ramp_down":
+            return float(stage["start"])
+    return run.end_s
+
+
+def recovery_s(traffic: pd.DataFrame, fault_end: float, until: float,
+               baseline: tuple[float, float]) -> float | None:
+    """Seconds from the fault's end until error ratio and p95 stay at baseline for
+    SUSTAINED_S; None if that never happens before `until`."""
+    base_error, base_p95 = baseline
+    error_limit = max(0.0 if math.isnan(base_error) else base_error, 0.0) + ERROR_SLACK
+    p95_limit = math.inf if math.isnan(base_p95) else max(base_p95 * P95_FACTOR,
+                                                          base_p95 + P95_SLACK_MS)
+    t = fault_end
+    while t + SUSTAINED_S <= until:
+        window = _between(traffic, t, t + SUSTAINED_S)
+        if len(window) >= MIN_WINDOW_SAMPLES:
+            error, p95 = _error_and_p95(window)
+            if error <= error_limit and (math.isnan(p95) or p95 <= p95_limit):
+                return round(t - fault_end, 2)
+        t += STEP_S
+    return None
+
+
+def _viewers(run: RunData, start: float, end: float) -> tuple[int, int, int, float]:
+    events, samples = run.events, run.samples
+    drops = events[(events.type == "viewer_dropped") & (events.ts >= start) &
+                   (events.ts < end + DROP_GRACE_S)]
+    users = set(drops.user.dropna())
+    if not users:
+        return 0, 0, 0, float("nan")
+    back = samples[(samples.kind == "ws_reconnect") & samples.user.isin(users) &
+                   (samples.ts >= start)]
+    first_back_s = back.groupby("user", observed=True).latency_ms.min() / 1000
+    within = int((first_back_s <= BACK_WITHIN_S).sum())
+    p95 = float(np.percentile(first_back_s, 95)) if len(first_back_s) else float("nan")
+    return len(users), within, len(users) - len(first_back_s), p95
+
+
+def _broadcasters(run: RunData, start: float, end: float) -> tuple[int, int]:
+    events, samples = run.events, run.samples
+    cut = events[(events.type == "publish_interrupted") & (events.ts >= start) &
+                 (events.ts < end + DROP_GRACE_S)]
+    back = samples[(samples.kind == "rtmp_publish") & (samples.name == "reconnect") &
+                   samples.ok & (samples.ts >= start) & (samples.ts < end + DROP_GRACE_S)]
+    return len(cut), len(back)
+
+
+def write_outcomes(run: RunData) -> pd.DataFrame:
+    """One row per acknowledged write: stream, when acknowledged, and the read-back outcome
+    (write_verified | write_lost | write_changed | unchecked)."""
+    events = run.events
+    acked = events[events.type == "write_acked"][["ts", "stream"]]
+    checked = events[events.type.isin(["write_verified", "write_lost", "write_changed"])]
+    outcome = checked.drop_duplicates("stream", keep="last").set_index("stream").type
+    frame = acked.assign(outcome=acked.stream.map(outcome).astype(object).fillna("unchecked"))
+    return frame.reset_index(drop=True)
+
+
+def figures(run: RunData) -> list[FaultFigures]:
+    """The figures of every fault window of the run."""
+    samples = run.samples
+    traffic = samples[samples.kind.isin(TRAFFIC_KINDS)]
+    writes = write_outcomes(run)
+    until = load_end(run)
+    steady_start = next((float(p["start"]) for p in run.phases() if p["name"] == "steady"),
+                        run.start_s)
+    out = []
+    previous_end = steady_start
+    for fault in sorted(run.faults(), key=lambda f: f["start"]):
+        start, end = float(fault["start"]), float(fault["end"])
+        base = _between(traffic, max(start - BASELINE_S, previous_end), start)
+        baseline = _error_and_p95(base)
+        during = _error_and_p95(_between(traffic, start, end))
+        after = _error_and_p95(_between(traffic, end, min(end + BASELINE_S, until)))
+        dropped, back, never, reconnect_p95 = _viewers(run, start, end)
+        cut, rejoined = _broadcasters(run, start, end)
+        before = writes[writes.ts < end]
+        out.append(FaultFigures(
+            id=str(fault.get("id")), title=str(fault.get("title", "")), start=start, end=end,
+            status=str(fault.get("status")), deviated=bool(fault.get("deviated")),
+            baseline_error_ratio=baseline[0], during_error_ratio=during[0],
+            after_error_ratio=after[0], baseline_p95_ms=baseline[1], during_p95_ms=during[1],
+            after_p95_ms=after[1], recovery_s=recovery_s(traffic, end, until, baseline),
+            viewers_dropped=dropped, viewers_back_within_30s=back, viewers_never_back=never,
+            reconnect_p95_s=reconnect_p95, broadcaster_interruptions=cut,
+            broadcaster_reconnected=rejoined, writes_acked_before=len(before),
+            writes_lost=int(before.outcome.isin(["write_lost", "write_changed"]).sum())))
+        previous_end = end
+    return out
+
+
+FAULT_METRICS = {
+    "faults_completed": "fault experiments that ran to completion (journal status completed)",
+    "fault_recovery_s": "slowest time from a fault's end until errors and p95 are back to "
+                        "the pre-fault baseline for 10 s (inf if never)",
+    "viewers_back_within_30s_ratio": "viewers dropped by faults that reconnected within 30 s",
+    "acked_writes_lost": "acknowledged writes missing or changed when read back after the run",
+    "acked_writes_checked": "acknowledged writes read back after the run",
+}
+
+
+def derived(run: RunData, name: str) -> Estimate:
+    """One of FAULT_METRICS (NaN when the run had no faults, so the line is inconclusive)."""
+    if name in ("acked_writes_lost", "acked_writes_checked"):
+        writes = write_outcomes(run)
+        if writes.empty:
+            return Estimate(float("nan"), None, None, 0)
+        if name == "acked_writes_checked":
+            share = float((writes.outcome != "unchecked").mean())
+            return Estimate(share, None, None, len(writes))
+        lost = int(writes.outcome.isin(["write_lost", "write_changed"]).sum())
+        return Estimate(float(lost), None, None, len(writes))
+    if name == "faults_completed":
+        faults = run.faults()
+        done = sum(f.get("status") == "completed" for f in faults)
+        return Estimate(float(done), None, None, len(faults))
+    found = figures(run)
+    if not found:
+        return Estimate(float("nan"), None, None, 0)
+    if name == "fault_recovery_s":
+        worst = max(math.inf if f.recovery_s is None else f.recovery_s for f in found)
+        return Estimate(worst, None, None, len(found))
+    if name == "viewers_back_within_30s_ratio":
+        dropped = sum(f.viewers_dropped for f in found)
+        back = sum(f.viewers_back_within_30s for f in found)
+        return Estimate(1.0 if dropped == 0 else back / dropped, None, None, dropped)
+    raise KeyError(name)
+
+
+def summary_json(run: RunData) -> list[dict[str, Any]]:
+    return [f.to_json() for f in figures(run)]
+
+
+def describe(figure: FaultFigures) -> str:
+    """One line for summaries and the CLI."""
+    recovered = "not recovered" if figure.recovery_s is None else \
+        f"recovered {figure.recovery_s:.1f} s after"
+    return (f"{figure.id} ({figure.title}): {figure.end - figure.start:.1f} s, errors "
+            f"{_pct(figure.baseline_error_ratio)} → {_pct(figure.during_error_ratio)} → "
+            f"{_pct(figure.after_error_ratio)}, {recovered}; viewers dropped "
+            f"{figure.viewers_dropped} (back ≤30 s {figure.viewers_back_within_30s}, never "
+            f"{figure.viewers_never_back}); broadcasters cut {figure.broadcaster_interruptions}"
+            f", republished {figure.broadcaster_reconnected}; acknowledged writes before its "
+            f"end {figure.writes_acked_before}, lost {figure.writes_lost}")
+
+
+def _pct(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.1%}"
+

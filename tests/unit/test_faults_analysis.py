@@ -1,0 +1,132 @@
+"""Fault verdict figures on synthetic runs with known shapes: recovery time, viewers dropped and
+back, acknowledged writes lost; the fault thresholds judge them, and a run without faults is
+inconclusive rather than passing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from analysis import faults
+from analysis.judge import judge
+from analysis.load import load_run
+from analysis.thresholds import load_thresholds
+from tests.unit.synthetic import START, http_rows, manifest, thresholds_file, write_run
+
+FAULT = {"id": "00-kill-0", "title": "kill", "status": "completed", "deviated": False,
+         "start": START + 40.0, "end": START + 50.0}
+
+
+def _errors_until(recover_at_s: float) -> list[tuple[Any, ...]]:
+    """10 requests/s for 100 s; failing from 40 s until `recover_at_s`, slow just after."""
+    rows = []
+    for row in http_rows([5.0] * 1000, step_s=0.1):
+        t = row[0] - START
+        if 40.0 <= t < recover_at_s:
+            row = (*row[:4], 5000.0, False, 503, "down", *row[8:])
+        rows.append(row)
+    return rows
+
+
+def _events(dropped: int, back_after_s: float | None) -> tuple[list[tuple[Any, ...]],
+                                                              list[tuple[Any, ...]]]:
+    events: list[tuple[Any, ...]] = []
+    samples: list[tuple[Any, ...]] = []
+    for i in range(dropped):
+        user = f"v{i}"
+        events.append((START + 41.0, "viewer_dropped", "s1", user, None, None))
+        if back_after_s is not None:
+            samples.append((START + 41.0, START + 41.0, "ws_reconnect", "reconnect",
+                            back_after_s * 1000, True, None, None, 0, "local", user, "s1"))
+    return events, samples
+
+
+def _writes(acked: int, lost: int) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    for i in range(acked):
+        rows.append((START + i, "write_acked", f"w{i}", None, 5.0, "{}"))
+        rows.append((START + 99, "write_lost" if i < lost else "write_verified", f"w{i}",
+                     None, None, None))
+    return rows
+
+
+def make_run(tmp_path: Path, recover_at_s: float, dropped: int = 0,
+             back_after_s: float | None = None, lost: int = 0,
+             with_fault: bool = True) -> Path:
+    events, reconnects = _events(dropped, back_after_s)
+    document = manifest(faults=[FAULT] if with_fault else [])
+    return write_run(tmp_path / "run", _errors_until(recover_at_s) + reconnects, document,
+                     events + _writes(30, lost))
+
+
+def test_recovery_is_measured_from_the_fault_end(tmp_path: Path) -> None:
+    run = load_run(make_run(tmp_path, recover_at_s=57.0))
+    (figure,) = faults.figures(run)
+    assert figure.baseline_error_ratio == 0.0
+    assert figure.during_error_ratio == 1.0
+    # Errors stop at 57 s: the first clean 10 s window after the 50 s end starts at 57 s.
+    assert figure.recovery_s == 7.0
+    assert faults.derived(run, "fault_recovery_s").value == 7.0
+
+
+def test_never_recovering_is_infinite_and_fails(tmp_path: Path) -> None:
+    run = load_run(make_run(tmp_path, recover_at_s=95.0))
+    assert faults.figures(run)[0].recovery_s is None
+    assert faults.derived(run, "fault_recovery_s").value == float("inf")
+    rules = thresholds_file(tmp_path, "  - {id: rec, checklist: x, source: derived, "
+                                      "metric: fault_recovery_s, comparator: '<', limit: 30}\n")
+    verdict = judge(run, load_thresholds(rules))
+    assert [r.status for r in verdict.results] == ["FAIL"]
+
+
+def test_viewers_dropped_and_back(tmp_path: Path) -> None:
+    run = load_run(make_run(tmp_path, 50.0, dropped=4, back_after_s=3.0))
+    figure = faults.figures(run)[0]
+    assert (figure.viewers_dropped, figure.viewers_back_within_30s,
+            figure.viewers_never_back) == (4, 4, 0)
+    assert faults.derived(run, "viewers_back_within_30s_ratio").value == 1.0
+    slow = load_run(make_run(tmp_path / "slow", 50.0, dropped=4, back_after_s=45.0))
+    assert faults.derived(slow, "viewers_back_within_30s_ratio").value == 0.0
+    gone = load_run(make_run(tmp_path / "gone", 50.0, dropped=4, back_after_s=None))
+    assert faults.figures(gone)[0].viewers_never_back == 4
+
+
+def test_lost_writes_are_counted(tmp_path: Path) -> None:
+    healthy = load_run(make_run(tmp_path, 50.0))
+    assert faults.derived(healthy, "acked_writes_lost").value == 0
+    assert faults.derived(healthy, "acked_writes_checked").value == 1.0
+    lossy = load_run(make_run(tmp_path / "lossy", 50.0, lost=3))
+    assert faults.derived(lossy, "acked_writes_lost").value == 3
+    assert faults.figures(lossy)[0].writes_lost == 3
+
+
+def test_no_fault_means_inconclusive_not_pass(tmp_path: Path) -> None:
+    run = load_run(make_run(tmp_path, 50.0, with_fault=False))
+    assert faults.figures(run) == []
+    thresholds = load_thresholds(Path("scenarios/thresholds/failover.yaml"))
+    verdict = judge(run, thresholds)
+    by_id = {r.id: r.status for r in verdict.results}
+    assert by_id["fault-injected"] == "FAIL"
+    assert by_id["fault-recovery"] == "INCONCLUSIVE"
+
+
+def test_fault_and_recovery_phases_are_excluded(tmp_path: Path) -> None:
+    run = load_run(make_run(tmp_path, 57.0))
+    names = [p["name"] for p in run.phases()]
+    assert names.count("fault") == 1 and names.count("recovery") == 1
+    recovery = next(p for p in run.phases() if p["name"] == "recovery")
+    assert recovery["end"] - recovery["start"] == 30.0
+    rules = thresholds_file(tmp_path, "  - {id: ok, checklist: x, source: samples, "
+                                      "filter: {kind: http}, aggregation: success_ratio, "
+                                      "comparator: '>=', limit: 1.0, "
+                                      "exclude_phases: [fault, recovery]}\n")
+    assert [r.status for r in judge(run, load_thresholds(rules)).results] == ["PASS"]
+
+
+def test_faults_json_is_read_when_the_manifest_lacks_them(tmp_path: Path) -> None:
+    import json
+
+    folder = make_run(tmp_path, 57.0, with_fault=False)
+    (folder / "faults").mkdir()
+    (folder / "faults" / "faults.json").write_text(json.dumps([FAULT]))
+    assert [f["id"] for f in load_run(folder).faults()] == ["00-kill-0"]
