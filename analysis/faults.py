@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.counts import count_matches, observed_counts
 from analysis.load import RunData
 from analysis.stats import Estimate
 
@@ -44,7 +45,11 @@ class FaultFigures:
     viewers_dropped: int
     viewers_back_within_30s: int
     viewers_never_back: int
+    reconnect_p50_s: float
     reconnect_p95_s: float
+    reconnect_max_s: float
+    count_match_after: float        # viewers whose last told count equals sockets held
+    count_observations_after: int
     broadcaster_interruptions: int
     broadcaster_reconnected: int
     writes_acked_before: int
@@ -94,19 +99,35 @@ def recovery_s(traffic: pd.DataFrame, fault_end: float, until: float,
     return None
 
 
-def _viewers(run: RunData, start: float, end: float) -> tuple[int, int, int, float]:
+def _viewers(run: RunData, start: float, end: float) -> tuple[int, int, int, list[float]]:
+    """Viewers dropped by the fault, back within 30 s, never back, and the reconnect
+    quantiles p50 / p95 / max in seconds."""
     events, samples = run.events, run.samples
     drops = events[(events.type == "viewer_dropped") & (events.ts >= start) &
                    (events.ts < end + DROP_GRACE_S)]
     users = set(drops.user.dropna())
+    nan = float("nan")
     if not users:
-        return 0, 0, 0, float("nan")
+        return 0, 0, 0, [nan, nan, nan]
     back = samples[(samples.kind == "ws_reconnect") & samples.user.isin(users) &
                    (samples.ts >= start)]
     first_back_s = back.groupby("user", observed=True).latency_ms.min() / 1000
     within = int((first_back_s <= BACK_WITHIN_S).sum())
-    p95 = float(np.percentile(first_back_s, 95)) if len(first_back_s) else float("nan")
-    return len(users), within, len(users) - len(first_back_s), p95
+    quantiles = [float(np.percentile(first_back_s, q)) for q in (50, 95, 100)] \
+        if len(first_back_s) else [nan, nan, nan]
+    return len(users), within, len(users) - len(first_back_s), quantiles
+
+
+def _counts_after(run: RunData, start: float, until: float) -> tuple[float, int]:
+    """Counts reconverged: of the viewers told a count between the fault's start and `until`,
+    the share whose last told count equals the sockets held (transitional counts during a
+    reconnect storm are not held against the target, the final word is)."""
+    observed = observed_counts(run.events)
+    observed = observed[(observed.ts >= start) & (observed.ts < until)]
+    last = observed.sort_values("ts").drop_duplicates(["stream", "user"], keep="last")
+    if last.empty:
+        return float("nan"), 0
+    return count_matches(run.events, last) / len(last), len(last)
 
 
 def _broadcasters(run: RunData, start: float, end: float) -> tuple[int, int]:
@@ -139,13 +160,16 @@ def figures(run: RunData) -> list[FaultFigures]:
                         run.start_s)
     out = []
     previous_end = steady_start
-    for fault in sorted(run.faults(), key=lambda f: f["start"]):
+    ordered = sorted(run.faults(), key=lambda f: f["start"])
+    for number, fault in enumerate(ordered):
         start, end = float(fault["start"]), float(fault["end"])
+        next_start = float(ordered[number + 1]["start"]) if number + 1 < len(ordered) else until
         base = _between(traffic, max(start - BASELINE_S, previous_end), start)
         baseline = _error_and_p95(base)
         during = _error_and_p95(_between(traffic, start, end))
         after = _error_and_p95(_between(traffic, end, min(end + BASELINE_S, until)))
-        dropped, back, never, reconnect_p95 = _viewers(run, start, end)
+        dropped, back, never, reconnect = _viewers(run, start, end)
+        count_match, count_n = _counts_after(run, start, min(next_start, until))
         cut, rejoined = _broadcasters(run, start, end)
         before = writes[writes.ts < end]
         out.append(FaultFigures(
@@ -155,7 +179,9 @@ def figures(run: RunData) -> list[FaultFigures]:
             after_error_ratio=after[0], baseline_p95_ms=baseline[1], during_p95_ms=during[1],
             after_p95_ms=after[1], recovery_s=recovery_s(traffic, end, until, baseline),
             viewers_dropped=dropped, viewers_back_within_30s=back, viewers_never_back=never,
-            reconnect_p95_s=reconnect_p95, broadcaster_interruptions=cut,
+            reconnect_p50_s=reconnect[0], reconnect_p95_s=reconnect[1],
+            reconnect_max_s=reconnect[2], count_match_after=count_match,
+            count_observations_after=count_n, broadcaster_interruptions=cut,
             broadcaster_reconnected=rejoined, writes_acked_before=len(before),
             writes_lost=int(before.outcome.isin(["write_lost", "write_changed"]).sum())))
         previous_end = end
@@ -169,6 +195,8 @@ FAULT_METRICS = {
     "viewers_back_within_30s_ratio": "viewers dropped by faults that reconnected within 30 s",
     "acked_writes_lost": "acknowledged writes missing or changed when read back after the run",
     "acked_writes_checked": "acknowledged writes read back after the run",
+    "counts_reconverged_ratio": "viewers told a count during or after a fault whose last "
+                                "told count equals the sockets held",
 }
 
 
@@ -193,6 +221,11 @@ def derived(run: RunData, name: str) -> Estimate:
     if name == "fault_recovery_s":
         worst = max(math.inf if f.recovery_s is None else f.recovery_s for f in found)
         return Estimate(worst, None, None, len(found))
+    if name == "counts_reconverged_ratio":
+        seen = sum(f.count_observations_after for f in found)
+        matched = sum(f.count_match_after * f.count_observations_after for f in found
+                      if f.count_observations_after)
+        return Estimate(float(matched / seen) if seen else float("nan"), None, None, seen)
     if name == "viewers_back_within_30s_ratio":
         dropped = sum(f.viewers_dropped for f in found)
         back = sum(f.viewers_back_within_30s for f in found)
@@ -212,9 +245,16 @@ def describe(figure: FaultFigures) -> str:
             f"{_pct(figure.baseline_error_ratio)} → {_pct(figure.during_error_ratio)} → "
             f"{_pct(figure.after_error_ratio)}, {recovered}; viewers dropped "
             f"{figure.viewers_dropped} (back ≤30 s {figure.viewers_back_within_30s}, never "
-            f"{figure.viewers_never_back}); broadcasters cut {figure.broadcaster_interruptions}"
+            f"{figure.viewers_never_back}; reconnect p50 {_secs(figure.reconnect_p50_s)}, max "
+            f"{_secs(figure.reconnect_max_s)}); final counts right for "
+            f"{_pct(figure.count_match_after)} of {figure.count_observations_after} viewers; "
+            f"broadcasters cut {figure.broadcaster_interruptions}"
             f", republished {figure.broadcaster_reconnected}; acknowledged writes before its "
             f"end {figure.writes_acked_before}, lost {figure.writes_lost}")
+
+
+def _secs(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.1f} s"
 
 
 def _pct(value: float) -> str:

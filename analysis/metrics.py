@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.counts import count_matches, observed_counts
 from analysis.faults import FAULT_METRICS
 from analysis.faults import derived as fault_derived
 from analysis.load import RunData
@@ -142,27 +143,11 @@ def _resource_share(run: RunData, name: str) -> Estimate:
     return percentile(share.to_numpy(dtype=np.float64), 0.95)
 
 
-COUNT_TOLERANCE_S = 1.0
-
-
 def _count_match(run: RunData) -> Estimate:
     """Share of the viewer counts the target told viewers (viewer_count_changed) that equal
-    the sockets the harness held on that stream at some moment in the preceding
-    COUNT_TOLERANCE_S (coalescing and delivery take up to that long)."""
-    events = run.events.sort_values("ts")
-    held = events[events.type.isin(["viewer_connected", "viewer_closed"])]
-    observed = events[events.type == "viewer_count_observed"]
+    the sockets the harness held (analysis.counts), warm-up and cool-down excluded."""
+    observed = observed_counts(run.events)
     observed = observed[phase_mask(observed.ts, run.phases(), ["warmup", "cooldown"])]
     if observed.empty:
         return Estimate(float("nan"), None, None, 0)
-    matches = 0
-    for stream, seen in observed.groupby("stream", observed=True):
-        mine = held[held.stream == stream]
-        times = mine.ts.to_numpy(dtype=np.float64)
-        counts = np.cumsum(np.where(mine.type == "viewer_connected", 1, -1))
-        for ts, value in zip(seen.ts.to_numpy(), seen.value.to_numpy(), strict=True):
-            first = int(np.searchsorted(times, ts - COUNT_TOLERANCE_S, side="right"))
-            last = int(np.searchsorted(times, ts, side="right"))
-            window = counts[max(first - 1, 0):last] if last else np.array([0])
-            matches += int(value in window)
-    return ratio(matches, len(observed))
+    return ratio(count_matches(run.events, observed), len(observed))

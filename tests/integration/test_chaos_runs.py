@@ -176,3 +176,16 @@ def test_ctrl_c_during_a_fault_runs_the_rollback(stack: RunningStack, tmp_path: 
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["status"] == "aborted" and manifest["faults"][0]["status"] == "interrupted"
     shutil.rmtree(results, ignore_errors=True)
+
+
+def test_wrong_counts_after_a_restart_fail_the_verdict(tmp_path: Path) -> None:
+    """The same restart against a service that reports count + 1: counts-reconverge fails."""
+    with running_stack("chaos-broken", standby=True, latency_proxy=("postgres",),
+                       service_env={"NOVA_BROKEN_VIEWER_COUNT_OFFSET": "1"}) as broken:
+        code, output, folder = run(broken, scenario_file(tmp_path, "restart-service"),
+                                   tmp_path / "results")
+    verdict = json.loads((folder / "verdict.json").read_text())
+    failed = {r["id"] for r in verdict["results"] if r["status"] == "FAIL"}
+    assert code == 1, output
+    assert failed == {"counts-reconverge"}
+    assert verdict["faults"][0]["count_match_after"] == 0.0

@@ -130,3 +130,28 @@ def test_faults_json_is_read_when_the_manifest_lacks_them(tmp_path: Path) -> Non
     (folder / "faults").mkdir()
     (folder / "faults" / "faults.json").write_text(json.dumps([FAULT]))
     assert [f["id"] for f in load_run(folder).faults()] == ["00-kill-0"]
+
+
+def _count_events(told_after: int) -> list[tuple[Any, ...]]:
+    """Two viewers held on s1 throughout; after the fault the target tells `told_after`."""
+    rows: list[tuple[Any, ...]] = [(START + 1, "viewer_connected", "s1", f"v{i}", 0.0, None)
+                                   for i in range(2)]
+    rows += [(START + 2, "viewer_count_observed", "s1", "v0", 2.0, None),
+             # A transitional count during the fault is not held against the target...
+             (START + 45, "viewer_count_observed", "s1", "v0", 1.0, None),
+             # ... the last word after it is.
+             (START + 60, "viewer_count_observed", "s1", "v0", float(told_after), None),
+             (START + 70, "viewer_count_observed", "s1", "v1", float(told_after), None)]
+    return rows
+
+
+def test_counts_reconverge_after_the_fault(tmp_path: Path) -> None:
+    document = manifest(faults=[FAULT])
+    good = load_run(write_run(tmp_path / "good", http_rows([5.0] * 1000), document,
+                              _count_events(2)))
+    (figure,) = faults.figures(good)
+    assert (figure.count_match_after, figure.count_observations_after) == (1.0, 2)
+    assert faults.derived(good, "counts_reconverged_ratio").value == 1.0
+    wrong = load_run(write_run(tmp_path / "wrong", http_rows([5.0] * 1000), document,
+                               _count_events(3)))
+    assert faults.derived(wrong, "counts_reconverged_ratio").value == 0.0
