@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def _alive(pid: int | None, create_time: float | None) -> bool:
         return False
 
 
-def _wait(check: Any, timeout_s: float, what: str) -> float:
+def _wait(check: Callable[[], bool], timeout_s: float, what: str) -> float:
     started = time.monotonic()
     while not check():
         if time.monotonic() - started > timeout_s:
@@ -253,7 +254,8 @@ def _write_json(path: Path, document: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _wait_round_trip(port: int, good: Any, timeout_s: float = 10.0) -> float:
+def _wait_round_trip(port: int, good: Callable[[float], bool],
+                     timeout_s: float = 10.0) -> float:
     """Time a connect + first reply through the proxy until `good(ms)` holds (PostgreSQL and
     Redis both answer an unknown first message with an error, which is enough)."""
     deadline = time.monotonic() + timeout_s
