@@ -52,7 +52,7 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
     verb = "already running (reused)" if reused else f"ready in {elapsed_s:.1f}s"
     print(f"stack {verb}: {args.run_dir}")
     for name, url in state.endpoints.items():
-        print(f"  {name:<13} {url}")
+        print(f"  {name:<21} {url}")
     return EXIT_OK
 
 
@@ -70,7 +70,7 @@ def cmd_stack_status(args: argparse.Namespace) -> int:
     else:
         print(f"stack {report['status']}: {report['run_dir']}")
         for name, url in report["endpoints"].items():
-            print(f"  {name:<13} {url}")
+            print(f"  {name:<21} {url}")
         for name, role in report["roles"].items():
             health = "healthy" if role["healthy"] else ("alive" if role["alive"] else "down")
             print(f"  {name:<17} pid {role['pid']!s:<8} port {role['port']!s:<6} {health}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import string
@@ -79,8 +80,29 @@ def require_binaries() -> None:
     pg_bindir()
 
 
+_LOW_PORT = 20000
+_given_ports: set[int] = set()
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A free port *below* the kernel's ephemeral range. A port from bind(0) lies inside it,
+    so between choosing it and the server binding it an outgoing connection (pg_basebackup,
+    a readiness probe, the service connecting to PostgreSQL) could take it as its local port
+    and the server would fail with 'address in use'."""
+    top = _ephemeral_start()
+    for _ in range(200):
+        port = random.randrange(_LOW_PORT, top)
+        if port not in _given_ports and port_is_free(port):
+            _given_ports.add(port)
+            return port
+    with socket.socket() as sock:  # nothing free below the range: fall back to the kernel's
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
@@ -156,10 +178,19 @@ def wait_until(check: object, timeout_s: float, what: str, log: Path,
         if callable(alive):
             code = alive()
             if code is not None:
-                raise StackStartError(f"{what} exited with code {code} while starting; "
-                                      f"log: {log}")
+                raise StackStartError(f"{what} exited with code {code} while starting"
+                                      f"{_last_words(log)}; log: {log}")
         time.sleep(0.05)
     raise StackStartError(f"{what} was not ready after {timeout_s:.0f}s; log: {log}")
+
+
+def _last_words(log: Path) -> str:
+    """The log's last line, so the one-line error says why (it is gone with a test's folder)."""
+    try:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return f" ({lines[-1][-200:]})" if lines else ""
 
 
 def render_nginx(run_dir: Path, http_port: int, rtmp_port: int, api_ports: list[int]) -> Path:
