@@ -137,28 +137,28 @@ def start_role(role: str, stack_dir: str | None = None) -> Report:
     return _control("start", role, stack_dir)
 
 
-def pause_role(role: str, stack_dir: str | None = None) -> Report:
-    """SIGSTOP a role and its children (it holds its sockets but answers nothing)."""
+def _signal_tree(role: str, sig: int, stopped: bool, stack_dir: str | None) -> Report:
+    """Send `sig` to a role and all its children; wait until each is (not) stopped."""
     target = resolve_role(_state(stack_dir), role)
     procs = _processes(target)
     for proc in procs:
         with contextlib.suppress(psutil.Error):
-            proc.send_signal(signal.SIGSTOP)
-    _wait(lambda: all(_status(p) in (psutil.STATUS_STOPPED, "gone") for p in procs), 10.0,
-          f"{target.name} paused")
-    return {"role": target.name, "paused_pids": [p.pid for p in procs]}
+            proc.send_signal(sig)
+    _wait(lambda: all((_status(p) in (psutil.STATUS_STOPPED, "gone")) == stopped
+                      or _status(p) == "gone" for p in procs), 10.0,
+          f"{target.name} {'paused' if stopped else 'resumed'}")
+    return {"role": target.name, f"{'paused' if stopped else 'resumed'}_pids":
+            [p.pid for p in procs]}
+
+
+def pause_role(role: str, stack_dir: str | None = None) -> Report:
+    """SIGSTOP a role and its children (it holds its sockets but answers nothing)."""
+    return _signal_tree(role, signal.SIGSTOP, True, stack_dir)
 
 
 def resume_role(role: str, stack_dir: str | None = None) -> Report:
     """SIGCONT a paused role and its children."""
-    target = resolve_role(_state(stack_dir), role)
-    procs = _processes(target)
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            proc.send_signal(signal.SIGCONT)
-    _wait(lambda: all(_status(p) != psutil.STATUS_STOPPED for p in procs), 10.0,
-          f"{target.name} resumed")
-    return {"role": target.name, "resumed_pids": [p.pid for p in procs]}
+    return _signal_tree(role, signal.SIGCONT, False, stack_dir)
 
 
 def _status(proc: psutil.Process) -> str:
