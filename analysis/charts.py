@@ -20,7 +20,7 @@ from analysis.load import RunData
 from analysis.metrics import connected_series, latency_series
 
 GREEN, RED, GREY, AMBER = "#2e7d32", "#c62828", "#9e9e9e", "#f9a825"
-STATUS_COLOURS = {"PASS": GREEN, "FAIL": RED, "INCONCLUSIVE": GREY}
+STATUS_COLOURS = {"PASS": GREEN, "FAIL": RED, "INCONCLUSIVE": GREY, "SKIPPED": GREY}
 
 
 def _save(fig: Figure, path: Path) -> Path:

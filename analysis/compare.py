@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from analysis.load import load_run
-from analysis.metrics import phase_mask
+from analysis.load import load_run, phase_mask
 
 ALPHA = 0.01
 MIN_RELATIVE = 0.10   # the candidate's median must be ≥ 10 % worse …

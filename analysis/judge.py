@@ -12,14 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.load import RunData
-from analysis.metrics import (
-    derived,
-    included_seconds,
-    phase_mask,
-    viewers_established,
-    windows,
-)
+from analysis.load import RunData, phase_mask
+from analysis.metrics import derived, included_seconds, viewers_established, windows
 from analysis.stats import Estimate, mean, percentile, ratio, theil_sen
 from analysis.thresholds import Threshold, ThresholdFile
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,16 @@ def read_manifest(results_dir: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise InputError([f"{results_dir}/manifest.json: not valid JSON ({exc})"]) from None
     return document
+
+
+def phase_mask(ts: pd.Series, phases: Sequence[Mapping[str, Any]],
+               exclude: Sequence[str]) -> pd.Series:
+    """True for rows outside every excluded phase."""
+    keep = pd.Series(True, index=ts.index)
+    for phase in phases:
+        if phase["name"] in exclude:
+            keep &= ~((ts >= phase["start"]) & (ts < phase["end"]))
+    return keep
 
 
 @dataclass

@@ -1,29 +1,21 @@
-"""Figures computed from a run: phase masks, derived load-test metrics (viewers connected vs
+"""Figures computed from a run: derived load-test metrics (viewers connected vs
 planned, stream completion, broadcaster activation) and per-window series for charts."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from analysis.consistency import CONSISTENCY_METRICS
+from analysis.consistency import derived as consistency_derived
 from analysis.counts import count_matches, observed_counts
 from analysis.faults import FAULT_METRICS
 from analysis.faults import derived as fault_derived
-from analysis.load import RunData
+from analysis.load import RunData, phase_mask
 from analysis.stats import Estimate, percentile, ratio
-
-
-def phase_mask(ts: pd.Series, phases: Sequence[Mapping[str, Any]],
-               exclude: Sequence[str]) -> pd.Series:
-    """True for rows outside every excluded phase."""
-    keep = pd.Series(True, index=ts.index)
-    for phase in phases:
-        if phase["name"] in exclude:
-            keep &= ~((ts >= phase["start"]) & (ts < phase["end"]))
-    return keep
 
 
 def included_seconds(run: RunData, exclude: Sequence[str]) -> float:
@@ -77,6 +69,10 @@ def derived(run: RunData, name: str) -> Estimate:
         return _resource_share(run, name)
     if name == "viewer_count_match_ratio":
         return _count_match(run)
+    if name == "api_memory_baseline_bytes":
+        return _memory_baseline(run)
+    if name in CONSISTENCY_METRICS:
+        return consistency_derived(run, name)
     if name in FAULT_METRICS:
         return fault_derived(run, name)
     if name == "generator_saturated_s":
@@ -124,7 +120,7 @@ TARGET_ROLES = ("api", "postgres", "postgres-standby", "redis", "nginx")
 def _resource_share(run: RunData, name: str) -> Estimate:
     """CPU as a share of all the host's cores, memory as a share of the host's memory, summed
     over the target's roles per sample time (the harness's own share is reported apart)."""
-    host = run.manifest.get("host") or {}
+    host = target_host(run)
     cpus, memory = float(host.get("cpus") or 1), float(host.get("memory_bytes") or 0)
     frame = run.resources
     roles = ("harness",) if name.startswith("harness") else TARGET_ROLES
@@ -141,6 +137,27 @@ def _resource_share(run: RunData, name: str) -> Estimate:
         return Estimate(float(share.max()), None, None, len(share))
     share = per_second.cpu_pct.sum() / (100 * cpus)
     return percentile(share.to_numpy(dtype=np.float64), 0.95)
+
+
+def target_host(run: RunData) -> dict[str, Any]:
+    """The machine the target's shares divide by: `monitors.target_host` when the scenario
+    names one (a remote target), else the harness's own host."""
+    given = ((run.manifest.get("scenario") or {}).get("monitors") or {}).get("target_host")
+    return dict(given or run.manifest.get("host") or {})
+
+
+BASELINE_S = 5.0
+
+
+def _memory_baseline(run: RunData) -> Estimate:
+    """Median over the first BASELINE_S seconds of the api role's RSS, instances summed per
+    second: the service as the run found it, before the ramp had added many viewers."""
+    frame = run.resources[(run.resources.role == "api") &
+                          (run.resources.ts < run.start_s + BASELINE_S)]
+    if frame.empty:
+        return Estimate(float("nan"), None, None, 0)
+    per_second = frame.groupby(frame.ts.round(0)).rss_bytes.sum()
+    return Estimate(float(per_second.median()), None, None, len(per_second))
 
 
 def _count_match(run: RunData) -> Estimate:

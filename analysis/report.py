@@ -64,7 +64,7 @@ def write_summary(run: RunData, verdict: Verdict, path: Path) -> Path:
         lines += ["", "Faults:", *[f"- {line}" for line in found]]
     lines += ["", "| | threshold | checklist | observed [95 % CI] | limit | n |",
               "|---|---|---|---|---|---|"]
-    icon = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "❔"}
+    icon = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "❔", "SKIPPED": "⏭️"}
     for r in verdict.results:
         lines.append(f"| {icon[r.status]} | `{r.id}` ({r.severity}) | {r.checklist} | "
                      f"{_value(r)} | {r.comparator} {r.limit:g} {r.unit} | {r.n} |")
@@ -74,7 +74,7 @@ def write_summary(run: RunData, verdict: Verdict, path: Path) -> Path:
 
 def write_junit(verdict: Verdict, path: Path, suite: str = "nova-harness") -> Path:
     failures = sum(r.status == "FAIL" for r in verdict.results)
-    skipped = sum(r.status == "INCONCLUSIVE" for r in verdict.results)
+    skipped = sum(r.status in ("INCONCLUSIVE", "SKIPPED") for r in verdict.results)
     root = ET.Element("testsuite", name=suite, tests=str(len(verdict.results)),
                       failures=str(failures), errors="0", skipped=str(skipped))
     for r in verdict.results:
@@ -82,7 +82,7 @@ def write_junit(verdict: Verdict, path: Path, suite: str = "nova-harness") -> Pa
         ET.SubElement(case, "system-out").text = f"{r.checklist}: {r.reason}"
         if r.status == "FAIL":
             ET.SubElement(case, "failure", message=r.reason, type="threshold").text = _value(r)
-        elif r.status == "INCONCLUSIVE":
+        elif r.status in ("INCONCLUSIVE", "SKIPPED"):
             ET.SubElement(case, "skipped", message=r.reason)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
     return path
@@ -91,7 +91,7 @@ def write_junit(verdict: Verdict, path: Path, suite: str = "nova-harness") -> Pa
 _CSS = """body{font-family:sans-serif;margin:2em;max-width:1100px}
 table{border-collapse:collapse;width:100%;font-size:14px}td,th{border:1px solid #ccc;
 padding:4px 6px;text-align:left}.PASS{color:#2e7d32}.FAIL{color:#c62828}
-.INCONCLUSIVE{color:#757575}img{max-width:100%;margin:1em 0}h1 span{font-weight:bold}"""
+.INCONCLUSIVE,.SKIPPED{color:#757575}img{max-width:100%;margin:1em 0}h1 span{font-weight:bold}"""
 
 
 def write_html(run: RunData, verdict: Verdict, charts: list[Path], path: Path) -> Path:

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from analysis.consistency import CONSISTENCY_METRICS
 from analysis.faults import FAULT_METRICS
 from harness.errors import InputError
 from harness.schema import EVENT_TYPES, SAMPLE_KINDS, TABLES
@@ -30,6 +31,9 @@ DERIVED = {
     "harness_cpu_share_p95": "p95 over time of the load generator's CPU / all host cores",
     "target_memory_share_max": "peak of the target roles' RSS / host memory",
     "viewer_count_match_ratio": "viewer counts told to viewers that match the sockets held",
+    "api_memory_baseline_bytes": "the service's RSS (all instances) over the run's first "
+                                 "seconds, before load, median",
+    **CONSISTENCY_METRICS,
     **FAULT_METRICS,
 }
 _WINDOW_RULE = re.compile(r"^(all|>=\s*(\d+(?:\.\d+)?)\s*%)$")
@@ -57,7 +61,7 @@ class Threshold(BaseModel):
     window_rule: str = "all"
     exclude_phases: list[Phase] = Field(default_factory=lambda: list(DEFAULT_EXCLUDED))
     min_samples: Annotated[int, Field(ge=0)] = 1
-    below_min: Literal["inconclusive", "pass", "fail"] = "inconclusive"
+    below_min: Literal["inconclusive", "pass", "fail", "skipped"] = "inconclusive"
     severity: Literal["critical", "warning"] = "critical"
 
     @model_validator(mode="after")

@@ -188,9 +188,10 @@ def _print_analysis(results_dir: Path, thresholds: Path | None) -> int:
     for problem in verdict.validity:
         print(f"  invalid run: {problem}")
     counts = {s: sum(r.status == s for r in verdict.results)
-              for s in ("PASS", "FAIL", "INCONCLUSIVE")}
+              for s in ("PASS", "FAIL", "INCONCLUSIVE", "SKIPPED")}
     print(f"verdict: {verdict.status} ({counts['PASS']} passed, {counts['FAIL']} failed, "
-          f"{counts['INCONCLUSIVE']} inconclusive of {len(verdict.results)} thresholds)")
+          f"{counts['INCONCLUSIVE']} inconclusive, {counts['SKIPPED']} skipped of "
+          f"{len(verdict.results)} thresholds)")
     print(f"report: {analysis.report_html}")
     return verdict.exit_code
 

@@ -38,3 +38,10 @@ class FaultError(HarnessError):
     no way to add latency). Chaos Toolkit records it as the activity's failure."""
 
     exit_code = 1
+
+
+class SourceError(HarnessError):
+    """A monitoring source answered but not with what was asked (a PromQL error, an
+    unparsable page). Recorded as a failed poll of that source; the run goes on."""
+
+    exit_code = 1

@@ -54,8 +54,9 @@ class Fleet:
 
     def create_streams(self, count: int, title_prefix: str, region: str) -> list[StreamPlan]:
         for index in range(count):
-            payload = self.profile.create_payload(f"{title_prefix}-{index + 1}",
-                                                  "load test stream", region)
+            asked = {"title": f"{title_prefix}-{index + 1}", "description": "load test stream",
+                     "region": region}
+            payload = self.profile.create_payload(**asked)
             try:
                 response = self.api.post(self.profile.path("create"), json=payload)
             except httpx.HTTPError as exc:
@@ -68,7 +69,8 @@ class Fleet:
             key = str(self.profile.stream_field(body, "key"))
             plan = StreamPlan(stream_id, key, self.profile.hls_url(self.hls_base, key, stream_id))
             self.broadcasts.append(Broadcast(plan))
-            self.ctx.event("stream_created", stream_id, detail=body.get("title"))
+            # What was asked for, to check after the run that the target kept it (§14).
+            self.ctx.event("stream_created", stream_id, detail=json.dumps(asked))
         return [b.plan for b in self.broadcasts]
 
     def publish_all(self, clip: ClipSettings, timeout_s: float = 15.0) -> None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -16,6 +18,7 @@ import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.scenario import ProcessSelector
 from harness.users.context import RowSink
 
 TREE_REFRESH_S = 5.0
@@ -32,6 +35,57 @@ def local_stack_roles(state_roles: Mapping[str, Any]) -> dict[str, list[int]]:
         if pid:
             roles.setdefault(ROLE_OF_KIND.get(kind, kind), []).append(int(pid))
     return roles
+
+
+class ProcessSelection:
+    """Role → root pids of processes picked by selectors (name, command-line pattern, pid
+    file), re-resolved every TREE_REFRESH_S so a restarted process is followed. A match whose
+    ancestor also matched is dropped: the sampler sums children into their root already."""
+
+    def __init__(self, selectors: Sequence[ProcessSelector]) -> None:
+        self.selectors = list(selectors)
+        self._patterns = {id(s): re.compile(s.cmdline) for s in self.selectors if s.cmdline}
+        self._roles: dict[str, list[int]] = {}
+        self._at = float("-inf")
+
+    def __call__(self) -> dict[str, list[int]]:
+        now = time.monotonic()
+        if now - self._at >= TREE_REFRESH_S:
+            self._roles, self._at = self.resolve(), now
+        return self._roles
+
+    def resolve(self) -> dict[str, list[int]]:
+        table = {p.pid: p.info for p in psutil.process_iter(["name", "cmdline", "ppid"])}
+        roles: dict[str, list[int]] = {}
+        for selector in self.selectors:
+            matched = {pid for pid, info in table.items() if self._matches(selector, pid, info)}
+            roots = [pid for pid in sorted(matched) if not _has_ancestor(pid, matched, table)]
+            roles.setdefault(selector.role, []).extend(roots)
+        return roles
+
+    def _matches(self, selector: ProcessSelector, pid: int, info: dict[str, Any]) -> bool:
+        if selector.name:
+            return bool(info.get("name") == selector.name)
+        if selector.cmdline:
+            return bool(self._patterns[id(selector)].search(" ".join(info.get("cmdline") or [])))
+        return pid == _read_pid(selector.pid_file or "")
+
+
+def _read_pid(path: str) -> int | None:
+    try:
+        return int(Path(path).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _has_ancestor(pid: int, matched: set[int], table: Mapping[int, dict[str, Any]]) -> bool:
+    parent, seen = table.get(pid, {}).get("ppid"), {pid}
+    while parent and parent not in seen:
+        if parent in matched:
+            return True
+        seen.add(parent)
+        parent = table.get(parent, {}).get("ppid")
+    return False
 
 
 class ResourceSampler:

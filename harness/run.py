@@ -24,14 +24,17 @@ import psutil
 from locust.env import Environment
 
 from harness import __version__
+from harness.audit import StreamAudit
 from harness.chaos import ChaosRunner, Occurrence, check_experiments, describe, plan
 from harness.errors import InputError, TargetUnreachable
 from harness.fleet import Fleet
 from harness.gctune import tune_gc
 from harness.ledger import WriteLedger
 from harness.livestats import LiveStats
-from harness.monitor import MetricsScraper, ResourceSampler, local_stack_roles
+from harness.monitor import MetricsScraper, ProcessSelection, ResourceSampler, local_stack_roles
+from harness.promql import PrometheusSource
 from harness.record import Recorder, atomic_write_json
+from harness.redact import redact_credentials
 from harness.scenario import load_scenario
 from harness.schema import RESULTS_SCHEMA_VERSION
 from harness.selfwatch import SelfWatch
@@ -100,6 +103,7 @@ class Run:
         self.started_at: float | None = None
         self.chaos: ChaosRunner | None = None
         self.ledger: WriteLedger | None = None
+        self.audit: StreamAudit | None = None
         self.faults_planned = self._plan_chaos()
 
     def _plan_chaos(self) -> list[Occurrence]:
@@ -138,8 +142,9 @@ class Run:
             "status": status,
             "harness_version": __version__,
             "scenario_file": str(self.options.scenario_path),
-            "scenario": s.model_dump(mode="json"),
-            "overrides": {k: str(v) for k, v in self.options.overrides.items()},
+            "scenario": redact_credentials(s.model_dump(mode="json")),
+            "overrides": redact_credentials({k: str(v) for k, v in
+                                             self.options.overrides.items()}),
             "profile": self.profile.name,
             "target": self.endpoints_public,
             "host": {"hostname": socket.gethostname(), "cpus": os.cpu_count(),
@@ -250,6 +255,8 @@ class Run:
             flusher.kill()
         finally:
             self._stop_faults()
+            if self.audit is not None:
+                self.audit.close()
             if self.fleet is not None:
                 self.fleet.stop_all()
             self._stop_workers()
@@ -272,20 +279,26 @@ class Run:
         """The target's processes (local stack: from its state file, re-read every sample so
         a restarted instance is followed), its /metrics, and the nginx-rtmp, PostgreSQL and
         Redis sources (local stack: its own endpoints; otherwise `monitors:` in the scenario)."""
-        sink = self.ctx.sink
-        given: dict[str, str | None] = self.scenario.monitors.model_dump()
+        sink, spec = self.ctx.sink, self.scenario.monitors
+        given: dict[str, str | None] = {"nginx_stat_url": spec.nginx_stat_url,
+                                        "postgres_dsn": spec.postgres_dsn,
+                                        "redis_url": spec.redis_url}
         monitors: list[Any] = []
+        selected = ProcessSelection(spec.processes)
         if self.scenario.target.stack == "local":
             stack_dir = self.options.stack_dir
             monitors.append(ResourceSampler(
-                sink, lambda: local_stack_roles(read_state(stack_dir).roles)))
+                sink, lambda: {**local_stack_roles(read_state(stack_dir).roles), **selected()},
+                spec.interval_s))
             found = {"nginx_stat_url": endpoints.get("stat_url"),
                      "postgres_dsn": endpoints.get("monitor_database_url",
                                                    endpoints.get("database_url")),
                      "redis_url": endpoints.get("monitor_redis_url", endpoints.get("redis_url"))}
             given = {name: given.get(name) or found[name] for name in found}
         else:
-            monitors.append(ResourceSampler(sink, dict))
+            monitors.append(ResourceSampler(sink, selected, spec.interval_s))
+        if spec.prometheus is not None:
+            monitors.append(PrometheusSource(sink, spec.prometheus))
         if endpoints.get("metrics_url"):
             monitors.append(MetricsScraper(sink, endpoints["metrics_url"]))
         if given.get("nginx_stat_url"):
@@ -365,6 +378,9 @@ class Run:
         if s.streams.broadcast:
             self.fleet.publish_all(s.streams.clip)
             self.fleet.watch()
+        self.audit = StreamAudit(self.ctx, self.profile, endpoints["api_base"], api_tokens[1],
+                                 [stream.id for stream in streams])
+        self.audit.start()
         self._stage("hold")
         if not self._wait(max(0.0, s.load.hold - (time.time() - self.stages[-1]["start"])),
                           show):
@@ -373,6 +389,7 @@ class Run:
         self._stop_faults()
         self.fleet.stop_all()  # viewers get stream_ended and close
         ramp_down_end = time.time() + s.load.ramp_down
+        self.audit.read_back()
         if self.ledger is not None:
             self.ledger.verify()
         self._wait(max(0.0, ramp_down_end - time.time()), show)

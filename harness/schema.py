@@ -70,5 +70,5 @@ EVENT_TYPES = frozenset({
     "viewer_closed", "viewer_dropped", "viewer_count_observed", "stream_active_seen",
     "stream_ended_seen", "hls_stall_started", "generator_loop_lag_ms",
     "fault_started", "fault_ended", "write_acked", "write_failed", "write_verified",
-    "write_lost", "write_changed",
+    "write_lost", "write_changed", "viewer_count_api", "stream_readback",
 })

@@ -17,6 +17,11 @@ from stack.roles import pg_bindir
 
 PG_QUERY = ("SELECT count(*), current_setting('max_connections')::int, "
             "count(*) FILTER (WHERE wait_event_type = 'Lock') FROM pg_stat_activity")
+PG_CONSISTENCY_QUERY = (
+    "SELECT 'active', '-', count(*) FROM streams WHERE status = 'active' "
+    "UNION ALL SELECT 'viewers', v.stream_id::text, count(*) FROM viewer_sessions v "
+    "JOIN streams s ON s.id = v.stream_id "
+    "WHERE s.status = 'active' AND v.left_at IS NULL GROUP BY v.stream_id")
 REDIS_FIELDS = {"used_memory": "redis_used_memory_bytes",
                 "connected_clients": "redis_connected_clients",
                 "instantaneous_ops_per_sec": "redis_ops_per_s"}
@@ -54,21 +59,36 @@ class NginxStatSource(PolledSource):
 
 
 class PostgresSource(PolledSource):
+    """Server figures, then the contract's tables (section 6) for the §14 consistency checks:
+    active streams and open viewer sessions per active stream. A database without those
+    tables still gives the server figures (and a `pg_consistency_query_failed` row)."""
+
     name = "postgres"
 
     def __init__(self, sink: RowSink, dsn: str, interval_s: float = 5.0) -> None:
         super().__init__(sink, interval_s)
         self.dsn = dsn
 
+    def _psql(self, query: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(pg_bindir() / "psql"), self.dsn, "-tAX", "-F", " ",
+                               "-c", query], capture_output=True, text=True, timeout=10)
+
     def poll(self) -> list[tuple[str, str, float]]:
-        result = subprocess.run([str(pg_bindir() / "psql"), self.dsn, "-tAX", "-F", " ",
-                                 "-c", PG_QUERY], capture_output=True, text=True, timeout=10,
-                                check=True)
+        result = self._psql(PG_QUERY)
+        result.check_returncode()
         connections, max_connections, lock_waits = (float(v) for v in result.stdout.split())
-        return [("pg_connections", "", connections),
+        rows = [("pg_connections", "", connections),
                 ("pg_max_connections", "", max_connections),
                 ("pg_connections_share", "", connections / max_connections),
                 ("pg_lock_waits", "", lock_waits)]
+        consistency = self._psql(PG_CONSISTENCY_QUERY)
+        if consistency.returncode != 0:
+            return [*rows, ("pg_consistency_query_failed", "", 1.0)]
+        for line in consistency.stdout.splitlines():
+            what, stream, count = line.split(" ")
+            rows.append(("db_active_streams", "", float(count)) if what == "active" else
+                        ("db_open_viewer_sessions", f"stream={stream}", float(count)))
+        return rows
 
 
 class RedisSource(PolledSource):

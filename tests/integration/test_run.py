@@ -80,6 +80,9 @@ def check_results(folder: Path, viewers: int, streams: int) -> None:
     assert {"pg_connections", "redis_connected_clients", "nginx_rtmp_streams"} <= \
         set(metrics.series)
     assert not any(s.endswith("_poll_failed") for s in set(metrics.series))
+    assert {"db_active_streams", "db_open_viewer_sessions"} <= set(metrics.series)
+    readbacks = events[events.type == "stream_readback"]
+    assert len(readbacks) == streams and all('"status": "ended"' in d for d in readbacks.detail)
     secret_free = json.dumps(manifest)
     assert "Bearer" not in secret_free and "eyJ" not in secret_free  # no token leaked
 
@@ -186,7 +189,11 @@ def test_wrong_viewer_count_fails_the_consistency_check(tmp_path: Path) -> None:
         assert "FAIL         viewer-count-consistent" in result.stdout
         verdict = json.loads((folder / "verdict.json").read_text())
         statuses = {r["id"]: (r["status"], r["observed"]) for r in verdict["results"]}
-        assert statuses["viewer-count-consistent"] == ("FAIL", 0.0)
+        for told in ("viewer-count-consistent", "viewer-count-api", "viewer-count-metrics"):
+            assert statuses[told] == ("FAIL", 0.0), told
+        assert statuses["viewer-count-converges"][0] == "FAIL"
+        # The database's sessions are right: each source is judged on its own.
+        assert statuses["viewer-count-database"] == ("PASS", 1.0)
         assert verdict["status"] == "FAIL"
     finally:
         local.down(broken)

@@ -35,13 +35,16 @@ def http_rows(latencies_ms: Iterable[float], start_s: float = 0.0, step_s: float
 
 
 def write_run(folder: Path, samples: list[tuple[Any, ...]], document: dict[str, Any],
-              events: list[tuple[Any, ...]] | None = None, close: bool = True) -> Path:
+              events: list[tuple[Any, ...]] | None = None, close: bool = True,
+              metrics: list[tuple[Any, ...]] | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     recorder = Recorder(folder, flush_interval_s=3600)
     for row in samples:
         recorder.add("samples", row)
     for row in events or []:
         recorder.add("events", row)
+    for row in metrics or []:
+        recorder.add("metrics", row)
     recorder.close(compact_parts=close)
     atomic_write_json(folder / "manifest.json", document)
     return folder

@@ -9,11 +9,13 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import psutil
 
-from harness.monitor import MetricsScraper, ResourceSampler, local_stack_roles
+from harness.monitor import MetricsScraper, ProcessSelection, ResourceSampler, local_stack_roles
+from harness.scenario import ProcessSelector
 from stack.state import RoleState
 
 
@@ -83,3 +85,33 @@ def test_scraper_keeps_target_series() -> None:
     assert series == {"nova_streaming_active_streams": ("region=us-west-2", 3.0),
                       "process_resident_memory_bytes": ("", 5e7)}
     assert scraper.scrape_once() == 0 and scraper.failures == 1
+
+
+def test_selectors_find_roots_by_name_cmdline_and_pid_file(tmp_path: Path) -> None:
+    """A process whose parent also matched is left to the sampler's child summing."""
+    marker = f"nova-selector-{os.getpid()}"
+    parent = subprocess.Popen([sys.executable, "-c",
+                               "import subprocess, sys, time; "
+                               "subprocess.Popen([sys.executable, '-c', "
+                               "'import time; time.sleep(30)', sys.argv[1]]); time.sleep(30)",
+                               marker])
+    try:
+        deadline = time.monotonic() + 10
+        while len(psutil.Process(parent.pid).children()) < 1:
+            assert time.monotonic() < deadline, "the child never started"
+            time.sleep(0.05)
+        (tmp_path / "app.pid").write_text(f"{parent.pid}\n")
+        selection = ProcessSelection([
+            ProcessSelector(role="by-cmdline", cmdline=marker),
+            ProcessSelector(role="by-pid-file", pid_file=str(tmp_path / "app.pid")),
+            ProcessSelector(role="by-name", name="no-such-process-name"),
+            ProcessSelector(role="missing-pid-file", pid_file=str(tmp_path / "gone.pid"))])
+        roles = selection()
+        assert roles == {"by-cmdline": [parent.pid], "by-pid-file": [parent.pid],
+                         "by-name": [], "missing-pid-file": []}
+        assert selection() is roles  # cached between refreshes
+    finally:
+        for proc in psutil.Process(parent.pid).children():
+            proc.kill()
+        parent.kill()
+        parent.wait()

@@ -95,3 +95,19 @@ def test_validate_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["validate", str(bad), str(ROOT / "scenarios/smoke.yaml")]) == 2
     err = capsys.readouterr().err
     assert "load.ramp" in err and "load.hold" in err and "hint:" in err
+
+
+def test_monitor_settings_report_every_problem(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: x\nmonitors:\n"
+                           "  processes: [{role: api}, {role: db, name: pg, pid_file: /p},\n"
+                           "              {role: web, cmdline: '(('}, {role: Bad Role, name: x}]\n"
+                           "  prometheus: {url: 'ftp://x', queries: [{role: api, field: cpu,"
+                           " query: up}]}\n")
+    with pytest.raises(InputError) as failure:
+        load_scenario(path)
+    text = "\n".join(failure.value.problems)
+    for where in ("monitors.processes[0]", "monitors.processes[1]", "monitors.processes[3].role",
+                  "monitors.processes[2]: Value error, cmdline is not a regular expression",
+                  "monitors.prometheus.queries[0].field", "monitors.prometheus.url: Value error"):
+        assert where in text, where
+    assert "exactly one of name, cmdline, pid_file" in text

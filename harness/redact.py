@@ -1,0 +1,22 @@
+"""Credentials inside strings the harness writes out (a DSN or URL in a scenario, an
+override): `scheme://user:SECRET@host` and libpq's `password=SECRET` become `***`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^/:@\s]*:)[^@\s/]+(?=@)")
+_KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+
+
+def redact_credentials(value: Any) -> Any:
+    """`value` with every password in its strings (nested dicts and lists too) replaced."""
+    if isinstance(value, str):
+        value = _URL_PASSWORD.sub(r"\g<head>***", value)
+        return _KEYWORD_PASSWORD.sub(r"\g<head>***", value)
+    if isinstance(value, dict):
+        return {key: redact_credentials(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_credentials(item) for item in value]
+    return value
