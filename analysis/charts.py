@@ -1,6 +1,7 @@
 """Pass/fail charts (matplotlib, PNG): the verdict scorecard, latency over time with threshold
-lines and shaded excluded phases, throughput and errors, viewer channel health, generator
-resources, broadcaster timeline. Each function writes one file and returns its path."""
+lines and shaded excluded phases, throughput and errors, viewer channel health, resources per
+role with their limits, viewer-count consistency, broadcaster timeline. Each function writes
+one file and returns its path."""
 
 from __future__ import annotations
 
@@ -14,10 +15,17 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from analysis import consistency as consistency_figures
 from analysis import faults as fault_figures
 from analysis.judge import Result, Verdict
 from analysis.load import RunData
-from analysis.metrics import connected_series, latency_series
+from analysis.metrics import (
+    TARGET_ROLES,
+    connected_series,
+    latency_series,
+    role_shares,
+    target_host,
+)
 
 GREEN, RED, GREY, AMBER = "#2e7d32", "#c62828", "#9e9e9e", "#f9a825"
 STATUS_COLOURS = {"PASS": GREEN, "FAIL": RED, "INCONCLUSIVE": GREY, "SKIPPED": GREY}
@@ -152,23 +160,88 @@ def viewers(run: RunData, path: Path) -> Path:
     return _save(fig, path)
 
 
-def resources(run: RunData, path: Path) -> Path:
-    """CPU and RSS per role over time."""
-    fig, (cpu, rss) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
-    frame = run.resources
-    for (role, pid), group in frame.groupby(["role", "pid"]):
-        t = group.ts - run.start_s
-        cpu.plot(t, group.cpu_pct, label=f"{role} {pid}")
-        rss.plot(t, group.rss_bytes / 2**20, label=f"{role} {pid}")
-    cpu.set_title("CPU per process (100 % = one core)")
+def _limit_line(ax: Axes, verdict: Verdict, metric: str, scale: float = 1.0,
+                unit: str = "") -> None:
+    """The limit of the threshold judging `metric` (derived metric or threshold id); a limit
+    far above the data is named in the legend instead of flattening the lines under it."""
+    top = ax.get_ylim()[1]
+    for result in verdict.results:
+        if metric not in (result.aggregation, result.id):
+            continue
+        limit = result.limit * scale
+        label = f"{result.id} limit {limit:.4g}{unit} ({result.status})"
+        if limit <= 3 * top:
+            ax.axhline(limit, color=STATUS_COLOURS[result.status], linestyle="--", label=label)
+        else:
+            ax.plot([], [], linestyle="--", color=STATUS_COLOURS[result.status],
+                    label=f"{label}, above the chart")
+
+
+def resources(run: RunData, verdict: Verdict, path: Path) -> Path:
+    """CPU per role as a share of the target host's cores and RSS per role, the target's
+    total, their threshold lines; the host's disk busy time."""
+    fig, (cpu, mem, disk) = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
+    shares = role_shares(run)
+    shares = shares.assign(t_s=shares.second - run.start_s)
+    memory_mib = float(target_host(run).get("memory_bytes") or 0) / 2**20
+    for role, group in shares.groupby("role"):
+        style = ":" if role == "harness" else "-"
+        cpu.plot(group.t_s, 100 * group.cpu_share, style, linewidth=1, label=str(role))
+        mem.plot(group.t_s, memory_mib * group.mem_share, style, linewidth=1, label=str(role))
+    target = shares[shares.role.isin(TARGET_ROLES)].groupby("t_s")[
+        ["cpu_share", "mem_share"]].sum()
+    if not target.empty:
+        cpu.plot(target.index, 100 * target.cpu_share, color="black", label="target total")
+        mem.plot(target.index, memory_mib * target.mem_share, color="black",
+                 label="target total")
+    _limit_line(cpu, verdict, "target_cpu_share_p95", 100, " %")
+    _limit_line(mem, verdict, "target_memory_share_max", memory_mib, " MiB")
+    busy = run.metrics[run.metrics.series == "host_disk_busy_pct"]
+    disk.plot(busy.ts - run.start_s, busy.value, color=AMBER, label="disk busy")
+    _limit_line(disk, verdict, "disk-io", 1, " %")
+    cpu.set_title("CPU per role (100 % = all the target host's cores)")
     cpu.set_ylabel("CPU (%)")
-    rss.set_title("Resident memory")
-    rss.set_ylabel("RSS (MiB)")
-    rss.set_xlabel("time since start (s)")
-    for ax in (cpu, rss):
+    mem.set_title(f"Resident memory per role (target host: {memory_mib / 1024:.1f} GiB)")
+    mem.set_ylabel("RSS (MiB)")
+    disk.set_title("Host disk busy time")
+    disk.set_ylabel("busy (%)")
+    disk.set_xlabel("time since start (s)")
+    for ax in (cpu, mem, disk):
         _shade_phases(ax, run)
-        if not frame.empty:
-            _legend(ax)
+        _legend(ax)
+    return _save(fig, path)
+
+
+CONSISTENCY_MARKERS = {"ws": (".", "told over the socket"), "api": ("o", "GET /streams/{id}"),
+                       "metrics": ("s", "/metrics gauge"), "db": ("^", "database sessions")}
+MAX_STREAM_PANELS = 6
+
+
+def consistency(run: RunData, path: Path) -> Path:
+    """Per stream (the first few): the sockets the harness held against every viewer count
+    the target reported, by source."""
+    events = run.events
+    streams = list(dict.fromkeys(events[events.type == "stream_created"].stream))
+    shown = streams[:MAX_STREAM_PANELS] or [""]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(10, 2.2 * len(shown) + 0.8), sharex=True,
+                             squeeze=False)
+    readings = consistency_figures.reported_counts(run, judged_only=False)
+    for ax, stream in zip(axes[:, 0], shown, strict=True):
+        held = events[events.type.isin(["viewer_connected", "viewer_closed"]) &
+                      (events.stream == stream)].sort_values("ts")
+        steps = (held.type == "viewer_connected").map({True: 1, False: -1}).cumsum()
+        ax.step(held.ts - run.start_s, steps, where="post", color="black",
+                label="held by the harness")
+        for source, frame in readings.items():
+            mine = frame[frame.stream == stream]
+            marker, label = CONSISTENCY_MARKERS[source]
+            ax.plot(mine.ts - run.start_s, mine.value, marker, markersize=4, alpha=0.6,
+                    linestyle="none", label=label)
+        ax.set_ylabel(f"viewers\n{str(stream)[:8]}")
+        _shade_phases(ax, run)
+    _legend(axes[0, 0])
+    axes[0, 0].set_title("Consistency: viewers held vs viewer counts the target reported")
+    axes[-1, 0].set_xlabel("time since start (s)")
     return _save(fig, path)
 
 
@@ -234,5 +307,6 @@ def draw_all(run: RunData, verdict: Verdict, folder: Path) -> list[Path]:
             latency(run, verdict, folder / "latency.png"),
             throughput(run, folder / "throughput.png"),
             viewers(run, folder / "viewers.png"),
-            resources(run, folder / "resources.png"),
+            resources(run, verdict, folder / "resources.png"),
+            consistency(run, folder / "consistency.png"),
             broadcasters(run, folder / "broadcasters.png"), *extra]

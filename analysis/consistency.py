@@ -65,8 +65,9 @@ def _steady(run: RunData, frame: pd.DataFrame) -> pd.DataFrame:
     return frame[phase_mask(frame.ts, run.phases(), EXCLUDED_PHASES)]
 
 
-def reported_counts(run: RunData) -> dict[str, pd.DataFrame]:
-    """Source → readings (ts, stream, value) of the run's streams, judged phases only."""
+def reported_counts(run: RunData, judged_only: bool = True) -> dict[str, pd.DataFrame]:
+    """Source → readings (ts, stream, value) of the run's streams (judged phases only,
+    unless `judged_only` is false)."""
     events, metrics = run.events, run.metrics
     streams = set(events[events.type == "stream_created"].stream)
     frames = {"ws": observed_counts(events), "api": events[events.type == "viewer_count_api"],
@@ -74,7 +75,8 @@ def reported_counts(run: RunData) -> dict[str, pd.DataFrame]:
               "db": _labelled(metrics[metrics.series == "db_open_viewer_sessions"], "stream")}
     out = {}
     for source, frame in frames.items():
-        frame = _steady(run, frame[["ts", "stream", "value"]])
+        frame = frame[["ts", "stream", "value"]]
+        frame = _steady(run, frame) if judged_only else frame
         out[source] = frame[frame.stream.isin(streams)].sort_values("ts")
     return out
 

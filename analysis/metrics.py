@@ -117,26 +117,34 @@ def connected_series(run: RunData, step_s: float = 1.0) -> pd.DataFrame:
 TARGET_ROLES = ("api", "postgres", "postgres-standby", "redis", "nginx")
 
 
-def _resource_share(run: RunData, name: str) -> Estimate:
-    """CPU as a share of all the host's cores, memory as a share of the host's memory, summed
-    over the target's roles per sample time (the harness's own share is reported apart)."""
+def role_shares(run: RunData) -> pd.DataFrame:
+    """Per whole second and role (the host's `system` row left out): CPU as a share of the
+    target host's cores, RSS as a share of its memory (NaN when the memory is unknown)."""
     host = target_host(run)
     cpus, memory = float(host.get("cpus") or 1), float(host.get("memory_bytes") or 0)
-    frame = run.resources
+    frame = run.resources[run.resources.role != "system"]
+    # Sample times differ slightly per process: bucket to whole seconds.
+    grouped = frame.groupby([frame.ts.round(0).rename("second"), frame.role])
+    shares = pd.DataFrame({"cpu_share": grouped.cpu_pct.sum() / (100 * cpus),
+                           "mem_share": grouped.rss_bytes.sum() / memory if memory else np.nan})
+    return shares.reset_index()
+
+
+def _resource_share(run: RunData, name: str) -> Estimate:
+    """Summed over the target's roles per second (the harness's own share is reported
+    apart), warm-up and cool-down excluded."""
+    shares = role_shares(run)
     roles = ("harness",) if name.startswith("harness") else TARGET_ROLES
-    frame = frame[frame.role.isin(roles)]
-    frame = frame[phase_mask(frame.ts, run.phases(), ["warmup", "cooldown"])]
-    if frame.empty:
+    shares = shares[shares.role.isin(roles)]
+    shares = shares[phase_mask(shares.second, run.phases(), ["warmup", "cooldown"])]
+    per_second = shares.groupby("second")[["cpu_share", "mem_share"]].sum(min_count=1)
+    if per_second.empty:
         return Estimate(float("nan"), None, None, 0)
-    # Sample times differ slightly per process of the harness: bucket to whole seconds.
-    per_second = frame.groupby(frame.ts.round(0))
     if name == "target_memory_share_max":
-        if memory <= 0:
-            return Estimate(float("nan"), None, None, 0)
-        share = per_second.rss_bytes.sum() / memory
-        return Estimate(float(share.max()), None, None, len(share))
-    share = per_second.cpu_pct.sum() / (100 * cpus)
-    return percentile(share.to_numpy(dtype=np.float64), 0.95)
+        memory = per_second.mem_share.dropna()
+        return Estimate(float(memory.max()), None, None, len(memory)) if len(memory) else \
+            Estimate(float("nan"), None, None, 0)
+    return percentile(per_second.cpu_share.to_numpy(dtype=np.float64), 0.95)
 
 
 def target_host(run: RunData) -> dict[str, Any]:

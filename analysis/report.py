@@ -7,10 +7,11 @@ import base64
 import html
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from analysis import faults
+from analysis import consistency, faults
 from analysis.judge import Result, Verdict
 from analysis.load import RunData
 from harness.record import atomic_write_json
@@ -41,13 +42,27 @@ def run_facts(run: RunData) -> dict[str, Any]:
 
 def write_verdict_json(run: RunData, verdict: Verdict, path: Path) -> Path:
     atomic_write_json(path, {**verdict.to_json(), "run": run_facts(run),
-                             "faults": faults.summary_json(run)})
+                             "faults": faults.summary_json(run),
+                             "consistency": {
+                                 "viewer_counts": [asdict(f) for f in
+                                                   consistency.source_figures(run)],
+                                 "stream_problems": consistency.problems(run)}})
     return path
 
 
 def fault_lines(run: RunData) -> list[str]:
     """One line per fault window (docs/chaos.md explains each figure)."""
     return [faults.describe(figure) for figure in faults.figures(run)]
+
+
+def consistency_lines(run: RunData) -> list[str]:
+    """One line per viewer-count source and per stream the target misreported (§14)."""
+    lines = [f"viewer counts from {f.source}: {f.matched}/{f.readings} matched the sockets held,"
+             f" mean error {f.mean_abs_error:.2g}, max {f.max_abs_error}, longest wrong "
+             f"{f.longest_mismatch_s:.1f} s" for f in consistency.source_figures(run)]
+    for stream, wrong in consistency.problems(run).items():
+        lines.append(f"stream {stream}: {'; '.join(wrong)}")
+    return lines
 
 
 def write_summary(run: RunData, verdict: Verdict, path: Path) -> Path:
@@ -62,6 +77,9 @@ def write_summary(run: RunData, verdict: Verdict, path: Path) -> Path:
     found = fault_lines(run)
     if found:
         lines += ["", "Faults:", *[f"- {line}" for line in found]]
+    checked = consistency_lines(run)
+    if checked:
+        lines += ["", "Consistency (§14):", *[f"- {line}" for line in checked]]
     lines += ["", "| | threshold | checklist | observed [95 % CI] | limit | n |",
               "|---|---|---|---|---|---|"]
     icon = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "❔", "SKIPPED": "⏭️"}
@@ -109,6 +127,9 @@ def write_html(run: RunData, verdict: Verdict, charts: list[Path], path: Path) -
         f"{base64.b64encode(chart.read_bytes()).decode()}'>" for chart in charts)
     fault_items = "".join(f"<li>{esc(line)}</li>" for line in fault_lines(run))
     fault_html = f"<h2>Faults</h2><ul>{fault_items}</ul>" if fault_items else ""
+    consistency_items = "".join(f"<li>{esc(line)}</li>" for line in consistency_lines(run))
+    if consistency_items:
+        fault_html += f"<h2>Consistency (§14)</h2><ul>{consistency_items}</ul>"
     fact_rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(json.dumps(v))}</td></tr>"
                         for k, v in facts.items())
     path.write_text(

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import get_args
 
 import yaml
+from pydantic import BaseModel
 
+from harness.scenario import Scenario
 from stack.service.app import create_app
 from stack.service.config import Settings
 
@@ -29,3 +32,26 @@ def test_service_doc_lists_every_setting() -> None:
     read = set(re.findall(r'"(NOVA_[A-Z_]+)"', source))
     documented = set(re.findall(r"`(NOVA_[A-Z_]+)`", (ROOT / "docs/service.md").read_text()))
     assert read <= documented, read - documented
+
+
+def _option_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    paths = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{name}"
+        nested = [a for a in (field.annotation, *get_args(field.annotation))
+                  if isinstance(a, type) and issubclass(a, BaseModel)]
+        for arg in get_args(field.annotation):  # list[Model]
+            nested += [a for a in get_args(arg) if isinstance(a, type) and
+                       issubclass(a, BaseModel)]
+        paths += _option_paths(nested[0], f"{path}.") if nested else [path]
+    return paths
+
+
+def test_scenario_doc_names_every_option() -> None:
+    """Every scenario option (leaf of the pydantic model) is named in docs/scenarios.md or,
+    for monitoring's nested settings, docs/monitoring.md."""
+    text = " ".join(re.findall(r"`([^`]+)`", (ROOT / "docs/scenarios.md").read_text() +
+                               (ROOT / "docs/monitoring.md").read_text()))
+    missing = [path for path in _option_paths(Scenario)
+               if not re.search(rf"\b{re.escape(path.rsplit('.', 1)[-1])}\b", text)]
+    assert not missing
