@@ -144,10 +144,10 @@ def test_charts_and_reports_open(tmp_path: Path) -> None:
     assert analysis.verdict.status == "FAIL" and analysis.verdict.exit_code == 1
     for chart in (folder / "charts").glob("*.png"):
         assert matplotlib.image.imread(chart).shape[0] > 100
-    assert len(list((folder / "charts").glob("*.png"))) == 6
+    assert len(list((folder / "charts").glob("*.png"))) == 7
     parser = _Html()
     parser.feed((folder / "report.html").read_text())
-    assert parser.images == 6 and "Verdict: FAIL" in parser.text
+    assert parser.images == 7 and "Verdict: FAIL" in parser.text
     suite = ET.parse(folder / "junit.xml").getroot()
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "1", "1")
     assert [c.get("name") for c in suite.iter("testcase")] == ["list-p95", "metrics-p95",
