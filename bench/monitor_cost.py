@@ -1,5 +1,6 @@
 """What sampling the target costs: ResourceSampler over 20 processes (4 roles of 5), once a
-second, as CPU share of one core.
+second, as CPU share of one core — roles given by pid (the local stack's state file) and, side
+by side, found by command-line selectors (`monitors.processes`, re-resolved every 5 s).
 
     .venv/bin/python bench/monitor_cost.py [--processes 20] [--samples 200]
 """
@@ -10,10 +11,11 @@ import argparse
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from harness.monitor import ResourceSampler
+from harness.monitor import TREE_REFRESH_S, ProcessSelection, ResourceSampler
+from harness.scenario import ProcessSelector
 
 
 class NullSink:
@@ -23,24 +25,45 @@ class NullSink:
         self.rows += 1
 
 
+_resolved: dict[str, list[int]] = {}
+
+
+def _selected(selection: ProcessSelection, second: int) -> dict[str, list[int]]:
+    """As ProcessSelection.__call__, on the simulated clock: resolved every TREE_REFRESH_S."""
+    if second % int(TREE_REFRESH_S) == 0 or not _resolved:
+        _resolved.clear()
+        _resolved.update(selection.resolve())
+    return _resolved
+
+
+def _measure(roles: Callable[[int], dict[str, list[int]]], samples: int) -> float:
+    """CPU seconds per sample, one simulated second apart (so the process-table scans run as
+    often as in a run)."""
+    second = 0
+    sampler = ResourceSampler(NullSink(), lambda: roles(second))
+    sampler.sample_once()
+    started, clock = time.process_time(), time.time()
+    for second in range(samples):
+        sampler.sample_once(now=clock + second + 1)
+    return (time.process_time() - started) / samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--processes", type=int, default=20)
     parser.add_argument("--samples", type=int, default=200)
     args = parser.parse_args()
-    children = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-                for _ in range(args.processes)]
-    roles = {f"role{r}": [c.pid for c in children[r::4]] for r in range(4)}
+    children = [subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({600 + i % 4})"])
+                for i in range(args.processes)]
+    by_pid = {f"role{r}": [c.pid for c in children[r::4]] for r in range(4)}
+    selection = ProcessSelection([ProcessSelector(role=f"role{r}", cmdline=f"sleep\\({600 + r}\\)")
+                                  for r in range(4)])
     try:
-        sampler = ResourceSampler(NullSink(), lambda: roles)
-        sampler.sample_once()
-        started, clock = time.process_time(), time.time()
-        for second in range(args.samples):
-            # One simulated second apart, so the process-table scan runs as often as in a run.
-            sampler.sample_once(now=clock + second + 1)
-        per_sample_s = (time.process_time() - started) / args.samples
-        print(f"{args.processes} processes: {per_sample_s * 1000:.2f} ms CPU per sample "
-              f"→ {per_sample_s * 100:.2f} % of one core at one sample per second")
+        for label, roles in (("by pid", lambda _second: by_pid),
+                             ("by cmdline selector", lambda second: _selected(selection, second))):
+            per_sample_s = _measure(roles, args.samples)
+            print(f"{args.processes} processes {label}: {per_sample_s * 1000:.2f} ms CPU per "
+                  f"sample → {per_sample_s * 100:.2f} % of one core at one sample per second")
     finally:
         for child in children:
             child.kill()
