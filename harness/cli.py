@@ -10,11 +10,15 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError, InputError, TargetUnreachable
 from stack import local
 from stack.errors import ConfigError, StackError, StackNotRunning, StackStartError
 from stack.roles import StackOptions
+
+if TYPE_CHECKING:
+    from harness.suites.base import CheckResult, Target
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INVALID, EXIT_UNREACHABLE, EXIT_INTERRUPTED = (
     0, 1, 2, 3, 4, 130)
@@ -120,6 +124,71 @@ def cmd_smoke(args: argparse.Namespace) -> int:
         print(line)
     print(f"smoke: {'PASS' if report.passed else 'FAIL'}")
     return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def _check_target(args: argparse.Namespace) -> Target:
+    """The local stack in --run-dir (its endpoints, keys, DSN), or --target with its options."""
+    from harness.profile import load_profile
+    from harness.suites.base import Target
+    from harness.tokens import minter_for
+    from stack.state import read_state
+
+    profile = load_profile(args.profile)
+    minter = minter_for(run_dir=args.run_dir, secret_env=args.secret_env,
+                        key_file=args.key_file)
+    if args.target is None:
+        endpoints = read_state(args.run_dir).endpoints
+        return Target(endpoints["api_base"], endpoints["ws_base"], endpoints["rtmp_url"],
+                      endpoints["hls_base"], endpoints["metrics_url"], profile, minter,
+                      args.database_url or endpoints.get("monitor_database_url"),
+                      args.redis_url or endpoints.get("monitor_redis_url"))
+    problems = [f"--{name.replace('_', '-')} is needed with --target"
+                for name in ("rtmp_url", "hls_base") if getattr(args, name) is None]
+    if not (args.secret_env or args.key_file):
+        problems.append("--secret-env or --key-file is needed with --target (to mint tokens)")
+    if problems:
+        raise InputError(problems, hint="see docs/checks.md")
+    base = args.target.rstrip("/")
+    return Target(base, "ws" + base.removeprefix("http"), args.rtmp_url, args.hls_base,
+                  f"{base}{profile.paths.metrics}", profile, minter, args.database_url,
+                  args.redis_url)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from harness.suites.runner import selected
+
+    suites = selected([name for value in args.suite for name in value.split(",")])
+    stack_started = False
+    if args.target is None:
+        _, reused = local.up(StackOptions(run_dir=args.run_dir))
+        stack_started = not reused
+    try:
+        return _checks(args, suites)
+    finally:
+        if stack_started:
+            local.down(args.run_dir)
+
+
+def _checks(args: argparse.Namespace, suites: list[str]) -> int:
+    from harness.suites.runner import exit_code, new_folder, run_suites, write_results
+
+    target = _check_target(args)
+    started = time.time()
+
+    def show(result: CheckResult) -> None:
+        print(f"  {result.status:<8} {result.suite:<9} {result.id:<26} {result.reason}",
+              flush=True)
+
+    print(f"checking {', '.join(suites)} against {target.api_base} (profile "
+          f"{target.profile.name})")
+    results = run_suites(target, suites, show)
+    folder = new_folder(args.results, suites)
+    write_results(folder, target, suites, results, started)
+    counts = {s: sum(r.status == s for r in results) for s in ("PASS", "FAIL", "SKIPPED")}
+    print(f"checks: {'FAIL' if counts['FAIL'] else 'PASS'} ({counts['PASS']} passed, "
+          f"{counts['FAIL']} failed, {counts['SKIPPED']} skipped of {len(results)})")
+    print(f"report: {folder / 'report.html'}")
+    return exit_code(results)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -345,6 +414,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--master", required=True, help="HOST:PORT of the master")
     p.add_argument("--index", type=int, default=1, help="worker number (spreads streams)")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("check", help="checklist suites: one PASS/FAIL/SKIPPED line per "
+                                     "checklist line (docs/checks.md)")
+    p.add_argument("--suite", action="append", required=True, metavar="NAME",
+                   help="verify, access, or all (repeat or comma-separate)")
+    _add_run_dir(p)
+    p.add_argument("--target", help="base URL of a deployed target instead of the local stack")
+    p.add_argument("--rtmp-url", help="with --target: rtmp://host:port/app")
+    p.add_argument("--hls-base", help="with --target: base URL of the HLS server")
+    p.add_argument("--profile", default="nova-doc", help="target profile (name or YAML path)")
+    p.add_argument("--secret-env", help="variable holding the HS256 secret (with --target)")
+    p.add_argument("--key-file", type=Path, help="RS256 private key PEM (with --target)")
+    p.add_argument("--database-url", help="PostgreSQL DSN for the database checks")
+    p.add_argument("--redis-url", help="Redis URL for the Redis check")
+    p.add_argument("--results", type=Path, default=Path("results"),
+                   help="folder for the results (default: results/)")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("smoke", help="broadcast + viewer smoke against the running local stack")
     _add_run_dir(p)

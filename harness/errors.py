@@ -45,3 +45,15 @@ class SourceError(HarnessError):
     unparsable page). Recorded as a failed poll of that source; the run goes on."""
 
     exit_code = 1
+
+
+class CheckFailed(HarnessError):
+    """A checklist check found the target not doing what the line says."""
+
+    exit_code = 1
+
+
+class CheckSkipped(HarnessError):
+    """A checklist check could not be run here (e.g. no database DSN given); says why."""
+
+    exit_code = 0

@@ -44,6 +44,8 @@ class Settings:
     migrate_on_start: bool = True
     log_level: str = "INFO"
     broken_viewer_count_offset: int = 0
+    broken_no_auth_routes: tuple[str, ...] = ()
+    broken_skip_owner_check: bool = False
 
 
 def _number(env: Mapping[str, str], name: str, default: N, errors: list[str]) -> N:
@@ -113,6 +115,10 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         log_level=env.get("NOVA_LOG_LEVEL", d.log_level).upper(),
         broken_viewer_count_offset=_number(env, "NOVA_BROKEN_VIEWER_COUNT_OFFSET",
                                            d.broken_viewer_count_offset, errors),
+        broken_no_auth_routes=tuple(r.strip() for r in env.get(
+            "NOVA_BROKEN_NO_AUTH_ROUTES", "").split(",") if r.strip()),
+        broken_skip_owner_check=env.get("NOVA_BROKEN_SKIP_OWNER_CHECK", "0") in
+        ("1", "true", "yes"),
     )
     if settings.rate_limit_window_s < 1:
         errors.append("NOVA_RATE_LIMIT_WINDOW_S must be at least 1")

@@ -14,7 +14,12 @@ from stack.service.config import REGIONS
 from stack.service.core import NovaService, row_from_cache
 from stack.service.database import DatabaseDown, StreamRow
 from stack.service.keys import SERVICE
-from stack.service.tokens import Principal, bearer_token, require_owner_or_admin
+from stack.service.tokens import (
+    ANONYMOUS,
+    Principal,
+    bearer_token,
+    require_owner_or_admin,
+)
 from stack.service.validation import (
     ActiveQuery,
     CreateStream,
@@ -35,6 +40,8 @@ def service(request: web.Request) -> NovaService:
 async def authenticate(request: web.Request) -> Principal:
     """The bearer token's principal, after the per-user rate limit."""
     svc = service(request)
+    if request.match_info.route.handler.__name__ in svc.settings.broken_no_auth_routes:
+        return ANONYMOUS  # a deliberately broken test target
     principal = svc.verifier.verify(bearer_token(request.headers.get("Authorization")))
     retry_after_s = await svc.live.hit(f"user:{principal.user_id}", svc.settings.rate_limit_user,
                                        svc.settings.rate_limit_window_s)
@@ -103,7 +110,8 @@ async def get_stream(request: web.Request) -> web.Response:
 async def delete_stream(request: web.Request) -> web.Response:
     principal = await authenticate(request)
     row = await load_stream(request)
-    require_owner_or_admin(principal, row.broadcaster_id)
+    require_owner_or_admin(principal, row.broadcaster_id,
+                           skip=service(request).settings.broken_skip_owner_check)
     try:
         await service(request).end_stream(row, "broadcaster_ended")
     except DatabaseDown:
@@ -115,7 +123,8 @@ async def delete_stream(request: web.Request) -> web.Response:
 async def change_quality(request: web.Request) -> web.Response:
     principal = await authenticate(request)
     row = await load_stream(request)
-    require_owner_or_admin(principal, row.broadcaster_id)
+    require_owner_or_admin(principal, row.broadcaster_id,
+                           skip=service(request).settings.broken_skip_owner_check)
     change = parse_body(QualityChange, await json_body(request))
     svc = service(request)
     try:

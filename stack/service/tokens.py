@@ -23,6 +23,10 @@ class Principal:
         return self.role == "admin"
 
 
+# Who a route with its auth deliberately switched off (NOVA_BROKEN_NO_AUTH_ROUTES) serves.
+ANONYMOUS = Principal(uuid.UUID(int=0), "user")
+
+
 class TokenVerifier:
     """Checks signature, algorithm, audience, `exp`, `iat` and `sub` of a bearer token."""
 
@@ -74,7 +78,9 @@ def bearer_token(header: str | None) -> str:
     return token.strip()
 
 
-def require_owner_or_admin(principal: Principal, owner_id: uuid.UUID) -> None:
-    if principal.is_admin or principal.user_id == owner_id:
+def require_owner_or_admin(principal: Principal, owner_id: uuid.UUID,
+                           skip: bool = False) -> None:
+    """403 unless owner or admin (`skip`: a deliberately broken test target)."""
+    if skip or principal.is_admin or principal.user_id == owner_id:
         return
     raise ApiError(403, "FORBIDDEN", "only the stream's owner or an admin may do this")
