@@ -29,6 +29,7 @@ class ViewerProbe:
     url: str
     frames: list[Frame] = field(default_factory=list)
     close_code: int | None = None
+    pongs: list[bytes] = field(default_factory=list)
     closed: threading.Event = field(default_factory=threading.Event)
     _ws: websocket.WebSocket | None = None
     _arrived: threading.Condition = field(default_factory=threading.Condition)
@@ -48,6 +49,10 @@ class ViewerProbe:
                 if opcode == websocket.ABNF.OPCODE_CLOSE:
                     self.close_code = int.from_bytes(frame.data[:2], "big") if frame.data else None
                     break
+                if opcode == websocket.ABNF.OPCODE_PONG:
+                    with self._arrived:
+                        self.pongs.append(bytes(frame.data))
+                        self._arrived.notify_all()
                 if opcode == websocket.ABNF.OPCODE_TEXT:
                     message = json.loads(frame.data)
                     with self._arrived:
@@ -81,6 +86,19 @@ class ViewerProbe:
                 if remaining <= 0 or self.closed.is_set():
                     return None
                 self._arrived.wait(remaining)
+
+    def ping(self, payload: bytes, timeout_s: float = 5.0) -> bool:
+        """A protocol-level ping; whether its pong came back within `timeout_s`."""
+        assert self._ws is not None
+        self._ws.ping(payload)
+        deadline = time.monotonic() + timeout_s
+        with self._arrived:
+            while payload not in self.pongs:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.closed.is_set():
+                    return False
+                self._arrived.wait(remaining)
+        return True
 
     def events(self) -> list[str]:
         with self._arrived:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harness.suites.base import Session, active_ids, check, expect, expect_status, publishing
+from harness.suites.actions import active_ids, publishing
+from harness.suites.base import Session, check, expect, expect_status
 
 QUALITY_CHANGE = {"quality": "480p", "bitrate_kbps": 1200, "fps": 30}
 

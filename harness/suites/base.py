@@ -4,19 +4,15 @@ result (a check passes by returning, fails by raising CheckFailed, skips with Ch
 
 from __future__ import annotations
 
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 
 from harness.auth import TokenMinter
-from harness.broadcast import Publisher, ensure_clip
 from harness.errors import CheckFailed, CheckSkipped
 from harness.profile import Profile
 
@@ -162,49 +158,3 @@ def run_check(target: Target, item: Check) -> CheckResult:
     return CheckResult(item.suite, item.id, item.checklist, status, reason,
                        round((time.perf_counter() - started) * 1000, 1),
                        tuple(session.evidence))
-
-
-PAGE_LIMIT = 100
-ACTIVE_WITHIN_S = 10.0
-
-
-def active_ids(s: Session, token: str) -> set[str]:
-    """Ids of every active stream the listing returns (all pages)."""
-    profile, ids, offset = s.target.profile, set(), 0
-    while True:
-        query = f"{profile.listing.limit_param}={PAGE_LIMIT}&{profile.listing.offset_param}="
-        query += str(offset if profile.listing.paging == "offset" else offset // PAGE_LIMIT + 1)
-        response = s.request("GET", f"{profile.path('list_active')}?{query}", token=token)
-        expect(response.status_code == 200, f"listing active streams: HTTP "
-                                            f"{response.status_code}")
-        page = profile.streams_of(response.json())
-        ids |= {str(profile.stream_field(stream, "id")) for stream in page}
-        offset += PAGE_LIMIT
-        if len(page) < PAGE_LIMIT:
-            return ids
-
-
-@contextmanager
-def publishing(s: Session, stream_id: str) -> Iterator[None]:
-    """An ffmpeg publisher on the stream's key until the block ends; the block starts once
-    the API reports the stream active."""
-    _, admin = s.user(admin=True)
-    profile = s.target.profile
-    body = s.request("GET", profile.path("get", stream_id), token=admin).json()
-    key = str(profile.stream_field(body, "key"))
-    with tempfile.TemporaryDirectory() as logs:
-        publisher = Publisher(s.target.rtmp_url, key, ensure_clip(), Path(logs) / "ffmpeg.log")
-        started = time.perf_counter()
-        publisher.start()
-        try:
-            deadline = time.monotonic() + ACTIVE_WITHIN_S
-            while profile.status_of(s.request("GET", profile.path("get", stream_id),
-                                              token=admin).json()) != "active":
-                expect(publisher.running, "ffmpeg exited: " + publisher.stderr_tail(2))
-                expect(time.monotonic() < deadline, f"not active {ACTIVE_WITHIN_S:g} s after "
-                                                    "the publish started")
-                time.sleep(0.2)
-            s.note("RTMP publish (key not recorded) until active", None, "active", started)
-            yield
-        finally:
-            publisher.stop()
