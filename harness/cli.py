@@ -130,18 +130,23 @@ def _check_target(args: argparse.Namespace) -> Target:
     """The local stack in --run-dir (its endpoints, keys, DSN), or --target with its options."""
     from harness.profile import load_profile
     from harness.suites.base import Target
-    from harness.tokens import minter_for
+    from harness.tokens import minter_for, stack_algorithm
+    from stack.jwtkeys import secrets_dir
     from stack.state import read_state
 
     profile = load_profile(args.profile)
     minter = minter_for(run_dir=args.run_dir, secret_env=args.secret_env,
                         key_file=args.key_file)
+    public_key = args.public_key_file.read_text() if args.public_key_file else None
     if args.target is None:
         endpoints = read_state(args.run_dir).endpoints
+        if public_key is None and stack_algorithm(args.run_dir) == "RS256":
+            public_key = (secrets_dir(args.run_dir) / "jwt_public.pem").read_text()
         return Target(endpoints["api_base"], endpoints["ws_base"], endpoints["rtmp_url"],
                       endpoints["hls_base"], endpoints["metrics_url"], profile, minter,
                       args.database_url or endpoints.get("monitor_database_url"),
-                      args.redis_url or endpoints.get("monitor_redis_url"))
+                      args.redis_url or endpoints.get("monitor_redis_url"), public_key,
+                      args.ca_file)
     problems = [f"--{name.replace('_', '-')} is needed with --target"
                 for name in ("rtmp_url", "hls_base") if getattr(args, name) is None]
     if not (args.secret_env or args.key_file):
@@ -151,7 +156,7 @@ def _check_target(args: argparse.Namespace) -> Target:
     base = args.target.rstrip("/")
     return Target(base, "ws" + base.removeprefix("http"), args.rtmp_url, args.hls_base,
                   f"{base}{profile.paths.metrics}", profile, minter, args.database_url,
-                  args.redis_url)
+                  args.redis_url, public_key, args.ca_file)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -418,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="checklist suites: one PASS/FAIL/SKIPPED line per "
                                      "checklist line (docs/checks.md)")
     p.add_argument("--suite", action="append", required=True, metavar="NAME",
-                   help="verify, access, or all (repeat or comma-separate)")
+                   help="verify, api, e2e, access, security, or all (repeat or "
+                        "comma-separate)")
     _add_run_dir(p)
     p.add_argument("--target", help="base URL of a deployed target instead of the local stack")
     p.add_argument("--rtmp-url", help="with --target: rtmp://host:port/app")
@@ -426,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="nova-doc", help="target profile (name or YAML path)")
     p.add_argument("--secret-env", help="variable holding the HS256 secret (with --target)")
     p.add_argument("--key-file", type=Path, help="RS256 private key PEM (with --target)")
+    p.add_argument("--public-key-file", type=Path,
+                   help="the target's RS256 public key (PEM), for the HS/RS confusion check")
+    p.add_argument("--ca-file", help="CA certificate(s) an https target's chain ends in")
     p.add_argument("--database-url", help="PostgreSQL DSN for the database checks")
     p.add_argument("--redis-url", help="Redis URL for the Redis check")
     p.add_argument("--results", type=Path, default=Path("results"),

@@ -17,7 +17,7 @@ from pathlib import Path
 from harness import __version__
 from harness.errors import InputError
 from harness.record import atomic_write_json
-from harness.suites import access, api, e2e, verify  # noqa: F401  (registers their checks)
+from harness.suites import access, api, e2e, security, verify  # noqa: F401  (registers their checks)
 from harness.suites.base import REGISTRY, CheckResult, Target, run_check
 
 BUILT_SUITES = tuple(suite for suite, checks in REGISTRY.items() if checks)

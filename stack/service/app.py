@@ -80,8 +80,12 @@ async def _limit_ip(request: web.Request) -> None:
     if not request.path.startswith("/api/v1/streams") or request.path in _UNLIMITED:
         return
     svc = request.app[SERVICE]
-    # The peer address, not X-Forwarded-For: a client-set header must not reset its limit.
-    retry_after_s = await svc.live.hit(f"ip:{request.remote}", svc.settings.rate_limit_ip,
+    # The peer address, not X-Forwarded-For: a client-set header must not reset its limit
+    # (trusting it is a deliberately broken test target).
+    address = request.remote
+    if svc.settings.broken_trust_forwarded_for and request.headers.get("X-Forwarded-For"):
+        address = request.headers["X-Forwarded-For"].split(",")[0].strip()
+    retry_after_s = await svc.live.hit(f"ip:{address}", svc.settings.rate_limit_ip,
                                        svc.settings.rate_limit_window_s)
     if retry_after_s is not None:
         raise ApiError(429, "RATE_LIMITED", "too many requests from this address",

@@ -46,6 +46,12 @@ class Settings:
     broken_viewer_count_offset: int = 0
     broken_no_auth_routes: tuple[str, ...] = ()
     broken_skip_owner_check: bool = False
+    broken_unknown_stream_500: bool = False
+    broken_trust_forwarded_for: bool = False
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "0").lower() in ("1", "true", "yes")
 
 
 def _number(env: Mapping[str, str], name: str, default: N, errors: list[str]) -> N:
@@ -117,8 +123,9 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
                                            d.broken_viewer_count_offset, errors),
         broken_no_auth_routes=tuple(r.strip() for r in env.get(
             "NOVA_BROKEN_NO_AUTH_ROUTES", "").split(",") if r.strip()),
-        broken_skip_owner_check=env.get("NOVA_BROKEN_SKIP_OWNER_CHECK", "0") in
-        ("1", "true", "yes"),
+        broken_skip_owner_check=_flag(env, "NOVA_BROKEN_SKIP_OWNER_CHECK"),
+        broken_unknown_stream_500=_flag(env, "NOVA_BROKEN_UNKNOWN_STREAM_500"),
+        broken_trust_forwarded_for=_flag(env, "NOVA_BROKEN_TRUST_FORWARDED_FOR"),
     )
     if settings.rate_limit_window_s < 1:
         errors.append("NOVA_RATE_LIMIT_WINDOW_S must be at least 1")

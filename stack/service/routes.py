@@ -59,8 +59,16 @@ async def json_body(request: web.Request) -> Any:
 
 
 async def load_stream(request: web.Request) -> StreamRow:
-    row = await service(request).find_stream(parse_stream_id(request.match_info["stream_id"]))
+    svc = service(request)
+    try:
+        row = await svc.find_stream(parse_stream_id(request.match_info["stream_id"]))
+    except ApiError as exc:
+        if exc.status == 404 and svc.settings.broken_unknown_stream_500:
+            raise ApiError(500, "INTERNAL_ERROR", "deliberately broken test target") from None
+        raise
     if row is None:
+        if svc.settings.broken_unknown_stream_500:
+            raise ApiError(500, "INTERNAL_ERROR", "deliberately broken test target")
         raise stream_not_found()
     return row
 

@@ -11,14 +11,16 @@ from stack.service.apierror import ApiError, bad_request, stream_not_found
 
 Region = Literal["us-west-2", "us-east-1", "eu-central-1", "ap-southeast-1"]
 M = TypeVar("M", bound=BaseModel)
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=50)]
+# PostgreSQL text cannot hold NUL: refuse it as a validation error, not a database error.
+NO_NUL = r"^[^\x00]*$"
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=NO_NUL)]
 
 
 class CreateStream(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    title: Annotated[str, StringConstraints(min_length=1, max_length=255)]
-    description: Annotated[str, StringConstraints(max_length=2000)]
+    title: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=NO_NUL)]
+    description: Annotated[str, StringConstraints(max_length=2000, pattern=NO_NUL)]
     region: Region = "us-west-2"
     tags: Annotated[list[Tag], Field(max_length=10)] = []
     thumbnail_url: HttpUrl | None = None

@@ -55,3 +55,13 @@ def test_scenario_doc_names_every_option() -> None:
     missing = [path for path in _option_paths(Scenario)
                if not re.search(rf"\b{re.escape(path.rsplit('.', 1)[-1])}\b", text)]
     assert not missing
+
+
+def test_checks_doc_lists_every_check() -> None:
+    from harness.suites.base import REGISTRY
+    from harness.suites.runner import BUILT_SUITES
+
+    text = (ROOT / "docs/checks.md").read_text()
+    missing = [f"{s}/{c.id}" for s in BUILT_SUITES for c in REGISTRY[s]
+               if f"| {s} | `{c.id}` | {c.checklist} |" not in text]
+    assert not missing
