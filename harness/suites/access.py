@@ -70,25 +70,24 @@ def others_cannot_modify(s: Session) -> str:
     return f"HTTP {response.status_code}"
 
 
-@check("access", "owner-can-end", "§18 the owner can end their own stream")
-def owner_can_end(s: Session) -> str:
+def _ended_by(s: Session, admin: bool) -> str:
+    """DELETE a fresh stream as its owner or as an admin; it must end."""
     owner, _, stream_id = _owned(s)
-    response = s.request("DELETE", s.target.profile.path("delete", stream_id), token=owner)
-    expect(response.status_code in (200, 204), f"DELETE by the owner: HTTP "
-                                               f"{response.status_code}")
+    who, token = ("an admin", s.user(admin=True)[1]) if admin else ("the owner", owner)
+    response = s.request("DELETE", s.target.profile.path("delete", stream_id), token=token)
+    expect(response.status_code in (200, 204), f"DELETE by {who}: HTTP {response.status_code}")
     expect(_status(s, stream_id, owner) == "ended", "the stream did not end")
     return f"HTTP {response.status_code}; status ended"
+
+
+@check("access", "owner-can-end", "§18 the owner can end their own stream")
+def owner_can_end(s: Session) -> str:
+    return _ended_by(s, admin=False)
 
 
 @check("access", "admin-force-end", "§18 an admin can force-end any stream")
 def admin_force_end(s: Session) -> str:
-    owner, _, stream_id = _owned(s)
-    _, admin = s.user(admin=True)
-    response = s.request("DELETE", s.target.profile.path("delete", stream_id), token=admin)
-    expect(response.status_code in (200, 204), f"DELETE by an admin: HTTP "
-                                               f"{response.status_code}")
-    expect(_status(s, stream_id, owner) == "ended", "the stream did not end")
-    return f"HTTP {response.status_code}; status ended"
+    return _ended_by(s, admin=True)
 
 
 @check("access", "admin-sees-keys", "§18 an admin can read any stream's key")
