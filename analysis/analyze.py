@@ -20,15 +20,19 @@ class Analysis:
 
 
 def analyze(results_dir: Path, thresholds: Path | None = None,
-            draw: bool = True) -> Analysis:
+            draw: bool = True, out_dir: Path | None = None) -> Analysis:
+    """Judge `results_dir`; the verdict, reports and charts go to `out_dir` (default: the
+    results folder itself; a running soak's interim verdicts go to `interim/`)."""
     run = load_run(results_dir)
+    out = out_dir or results_dir
+    out.mkdir(parents=True, exist_ok=True)
     scenario = run.manifest.get("scenario") or {}
     path = resolve_thresholds_path(thresholds, scenario.get("thresholds"),
                                    run.manifest.get("scenario_file"))
     verdict = judge(run, load_thresholds(path), str(path))
-    drawn = charts.draw_all(run, verdict, results_dir / "charts") if draw else []
-    files = [report.write_verdict_json(run, verdict, results_dir / "verdict.json"),
-             report.write_summary(run, verdict, results_dir / "summary.md"),
-             report.write_junit(verdict, results_dir / "junit.xml")]
-    html = report.write_html(run, verdict, drawn, results_dir / "report.html")
+    drawn = charts.draw_all(run, verdict, out / "charts") if draw else []
+    files = [report.write_verdict_json(run, verdict, out / "verdict.json"),
+             report.write_summary(run, verdict, out / "summary.md"),
+             report.write_junit(verdict, out / "junit.xml")]
+    html = report.write_html(run, verdict, drawn, out / "report.html")
     return Analysis(verdict, html, [*files, html, *drawn])

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import matplotlib
+import pandas as pd
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -17,6 +18,7 @@ from matplotlib.figure import Figure
 
 from analysis import consistency as consistency_figures
 from analysis import faults as fault_figures
+from analysis import trends as trend_figures
 from analysis.judge import Result, Verdict
 from analysis.load import RunData
 from analysis.metrics import (
@@ -26,6 +28,7 @@ from analysis.metrics import (
     role_shares,
     target_host,
 )
+from analysis.trends import Trend
 
 GREEN, RED, GREY, AMBER = "#2e7d32", "#c62828", "#9e9e9e", "#f9a825"
 STATUS_COLOURS = {"PASS": GREEN, "FAIL": RED, "INCONCLUSIVE": GREY, "SKIPPED": GREY}
@@ -300,9 +303,68 @@ def faults(run: RunData, path: Path) -> Path:
     return _save(fig, path)
 
 
+def _shade_cycles(ax: Axes, run: RunData) -> None:
+    events = run.events
+    starts = events[events.type == "cycle_started"]
+    ends = events[events.type == "cycle_disconnected"]
+    for number, start in zip(starts.value, starts.ts, strict=True):
+        end = ends[ends.value == number].ts
+        stop = float(end.iloc[0]) if not end.empty else run.end_s
+        ax.axvspan((start - run.start_s) / 60, (stop - run.start_s) / 60, color=AMBER,
+                   alpha=0.15, label="extra viewers connected")
+
+
+def soak(run: RunData, path: Path) -> Path:
+    """Memory per role with its fitted trend, the round trip's percentiles per bucket, the
+    connect/disconnect cycles shaded."""
+    fig, (mem, harness, lat) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    found = {t.name: t for t in trend_figures.memory_trends(run)}
+    per_second = trend_figures.rss_per_second(run, (*TARGET_ROLES, "harness"))
+    for role, group in per_second.groupby("role"):
+        ax = harness if role == "harness" else mem
+        minutes = (group.ts - run.start_s) / 60
+        line = ax.plot(minutes, group.rss_bytes / 2**20, linewidth=0.8, label=str(role))[0]
+        fitted = found.get(str(role))
+        if fitted is not None:
+            _trend_line(ax, run, group, fitted, line.get_color())
+    width = trend_figures.bucket_s(run)
+    frame = latency_series(run, "ws_rtt", width)
+    for column, style in (("p50", ":"), ("p95", "-"), ("p99", "--")):
+        if not frame.empty:
+            lat.plot(frame.t_s / 60, frame[column], style, label=f"round trip {column}")
+    mem.set_title("Soak: target memory per role, with Theil-Sen trend (dashed) and its band")
+    mem.set_ylabel("RSS (MiB)")
+    harness.set_title("The load generator's own memory")
+    harness.set_ylabel("RSS (MiB)")
+    lat.set_title(f"Round-trip latency per {width:.0f} s")
+    lat.set_ylabel("ms")
+    lat.set_xlabel("minutes since start")
+    for ax in (mem, harness, lat):
+        _shade_cycles(ax, run)
+        _legend(ax)
+    return _save(fig, path)
+
+
+def _trend_line(ax: Axes, run: RunData, group: pd.DataFrame, fitted: Trend,
+                colour: str) -> None:
+    """The fitted slope from the settled series' median, with the slope interval as a band."""
+    settled = trend_figures.settled(group)
+    t0 = float(settled.ts.min())
+    hours = (settled.ts.to_numpy() - t0) / 3600
+    minutes = (settled.ts.to_numpy() - run.start_s) / 60
+    base = fitted.baseline / 2**20
+    ax.plot(minutes, base + fitted.slope_per_h * hours / 2**20, "--", color=colour)
+    if fitted.low_per_h is not None and fitted.high_per_h is not None:
+        ax.fill_between(minutes, base + fitted.low_per_h * hours / 2**20,
+                        base + fitted.high_per_h * hours / 2**20, color=colour, alpha=0.12)
+
+
 def draw_all(run: RunData, verdict: Verdict, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     extra = [faults(run, folder / "faults.png")] if run.faults() else []
+    if (run.events.type == "cycle_started").any() or \
+            (run.manifest.get("scenario") or {}).get("soak"):
+        extra.append(soak(run, folder / "soak.png"))
     return [scorecard(verdict, folder / "scorecard.png"),
             latency(run, verdict, folder / "latency.png"),
             throughput(run, folder / "throughput.png"),

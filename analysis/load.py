@@ -123,6 +123,8 @@ class RunData:
             phases = [{"name": "warmup", "start": self.start_s, "end": self.start_s + warmup},
                       {"name": "steady", "start": self.start_s + warmup, "end": self.end_s}]
         end_s = max((float(p["end"]) for p in phases), default=self.end_s)
+        phases += [{"name": "gap", "start": float(g["start"]), "end": float(g["end"])}
+                   for g in self.manifest.get("gaps") or []]
         for fault in self.faults():
             phases.append({"name": "fault", "start": fault["start"], "end": fault["end"]})
             phases.append({"name": "recovery", "start": fault["end"],

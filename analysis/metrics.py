@@ -16,6 +16,8 @@ from analysis.faults import FAULT_METRICS
 from analysis.faults import derived as fault_derived
 from analysis.load import RunData, phase_mask
 from analysis.stats import Estimate, percentile, ratio
+from analysis.trends import TREND_METRICS
+from analysis.trends import derived as trend_derived
 
 
 def included_seconds(run: RunData, exclude: Sequence[str]) -> float:
@@ -73,6 +75,8 @@ def derived(run: RunData, name: str) -> Estimate:
         return _memory_baseline(run)
     if name in CONSISTENCY_METRICS:
         return consistency_derived(run, name)
+    if name in TREND_METRICS:
+        return trend_derived(run, name)
     if name in FAULT_METRICS:
         return fault_derived(run, name)
     if name == "generator_saturated_s":

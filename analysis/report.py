@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from analysis import consistency, faults
+from analysis import consistency, faults, trends
 from analysis.judge import Result, Verdict
 from analysis.load import RunData
 from harness.record import atomic_write_json
@@ -65,6 +65,23 @@ def consistency_lines(run: RunData) -> list[str]:
     return lines
 
 
+def soak_lines(run: RunData) -> list[str]:
+    """Trends and cycles of a soak (docs/soak.md); nothing for a run without cycles."""
+    if not (run.events.type == "cycle_started").any():
+        return []
+    lines = [trends.describe(t) for t in trends.memory_trends(run)]
+    latency = trends.latency_trend(run)
+    if latency is not None:
+        lines.append(trends.describe(latency, "ms", 1.0))
+    found = trends.cycles(run)
+    if found:
+        worst = max(found, key=lambda c: c.after_bytes / c.before_bytes)
+        lines.append(f"{len(found)} connect/disconnect cycles, {sum(c.returned for c in found)} "
+                     f"came back within {trends.CYCLE_TOLERANCE:.0%}; worst #{worst.number}: "
+                     f"{worst.before_bytes / 2**20:.1f} → {worst.after_bytes / 2**20:.1f} MiB")
+    return lines
+
+
 def write_summary(run: RunData, verdict: Verdict, path: Path) -> Path:
     facts = run_facts(run)
     lines = [f"## Nova harness: **{verdict.status}** — {facts['scenario']} ({facts['run_id']})",
@@ -80,6 +97,9 @@ def write_summary(run: RunData, verdict: Verdict, path: Path) -> Path:
     checked = consistency_lines(run)
     if checked:
         lines += ["", "Consistency (§14):", *[f"- {line}" for line in checked]]
+    soaked = soak_lines(run)
+    if soaked:
+        lines += ["", "Soak trends (§15):", *[f"- {line}" for line in soaked]]
     lines += ["", "| | threshold | checklist | observed [95 % CI] | limit | n |",
               "|---|---|---|---|---|---|"]
     icon = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "❔", "SKIPPED": "⏭️"}
@@ -130,6 +150,9 @@ def write_html(run: RunData, verdict: Verdict, charts: list[Path], path: Path) -
     consistency_items = "".join(f"<li>{esc(line)}</li>" for line in consistency_lines(run))
     if consistency_items:
         fault_html += f"<h2>Consistency (§14)</h2><ul>{consistency_items}</ul>"
+    soak_items = "".join(f"<li>{esc(line)}</li>" for line in soak_lines(run))
+    if soak_items:
+        fault_html += f"<h2>Soak trends (§15)</h2><ul>{soak_items}</ul>"
     fact_rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(json.dumps(v))}</td></tr>"
                         for k, v in facts.items())
     path.write_text(

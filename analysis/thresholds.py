@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from analysis.consistency import CONSISTENCY_METRICS
 from analysis.faults import FAULT_METRICS
+from analysis.trends import TREND_METRICS
 from harness.errors import InputError
 from harness.schema import EVENT_TYPES, SAMPLE_KINDS, TABLES
 from harness.yamlio import build, read_yaml
@@ -34,12 +35,13 @@ DERIVED = {
     "api_memory_baseline_bytes": "the service's RSS (all instances) over the run's first "
                                  "seconds, before load, median",
     **CONSISTENCY_METRICS,
+    **TREND_METRICS,
     **FAULT_METRICS,
 }
 _WINDOW_RULE = re.compile(r"^(all|>=\s*(\d+(?:\.\d+)?)\s*%)$")
 Scalar = str | int | float | bool
-Phase = Literal["warmup", "steady", "cooldown", "fault", "recovery"]
-DEFAULT_EXCLUDED: tuple[Phase, ...] = ("warmup", "cooldown")
+Phase = Literal["warmup", "steady", "cooldown", "fault", "recovery", "gap"]
+DEFAULT_EXCLUDED: tuple[Phase, ...] = ("warmup", "cooldown", "gap")
 
 
 class Threshold(BaseModel):

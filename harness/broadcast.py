@@ -4,6 +4,7 @@ would cost a core per few streams."""
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import shutil
@@ -63,6 +64,15 @@ def ensure_clip(spec: ClipSpec = ClipSpec(), cache_dir: Path = CLIP_CACHE) -> Pa
     return clip
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the harness dies, even by SIGKILL — a
+    looping publisher must never outlive the run that bounds it (Linux prctl)."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Publisher:
     """One ffmpeg process pushing the clip to `{rtmp_url}/{key}` in real time, looping."""
 
@@ -81,6 +91,7 @@ class Publisher:
                  "-stream_loop", "-1", "-i", str(self.clip), "-c", "copy", "-f", "flv",
                  self.target],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
             )
         self.started_at_s = time.time()
 

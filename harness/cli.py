@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError, InputError, TargetUnreachable
 from stack import local
@@ -18,6 +18,7 @@ from stack.errors import ConfigError, StackError, StackNotRunning, StackStartErr
 from stack.roles import StackOptions
 
 if TYPE_CHECKING:
+    from harness.resume import Resume
     from harness.suites.base import CheckResult, Target
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INVALID, EXIT_UNREACHABLE, EXIT_INTERRUPTED = (
@@ -227,13 +228,38 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    return _run(args, args.scenario, _overrides(args), args.results)
+
+
+def cmd_soak(args: argparse.Namespace) -> int:
+    """`run` for a scenario with a `soak:` section, or --resume of one that died."""
+    from harness.resume import prepare_resume
+    from harness.scenario import load_scenario
+
+    if args.resume is None:
+        if args.scenario is None:
+            raise InputError(["give a soak SCENARIO or --resume RESULTS_DIR"])
+        scenario, _ = load_scenario(args.scenario, _overrides(args))
+        if scenario.soak is None:
+            raise InputError([f"{args.scenario}: no `soak:` section"],
+                             hint="see scenarios/soak-4h.yaml and docs/soak.md")
+        return _run(args, args.scenario, _overrides(args), args.results)
+    resume = prepare_resume(args.resume)
+    overrides: dict[str, object] = {**resume.overrides, "duration": resume.remaining_s}
+    print(f"resuming {resume.run_id}: {resume.remaining_s:.0f} s of {resume.planned_s:.0f} s "
+          f"left, gap of {resume.gaps[-1]['end'] - resume.gaps[-1]['start']:.0f} s recorded")
+    return _run(args, resume.scenario_path, overrides, resume.results_dir.parent, resume)
+
+
+def _run(args: argparse.Namespace, scenario: Path, overrides: dict[str, object],
+         results_root: Path, resume: Resume | None = None) -> int:
     from harness.progress import Progress
     from harness.run import Run, RunOptions
 
-    run = Run(RunOptions(scenario_path=args.scenario, overrides=_overrides(args),
-                         results_root=args.results, workers=args.workers, web_port=args.web,
+    run = Run(RunOptions(scenario_path=scenario, overrides=overrides,
+                         results_root=results_root, workers=args.workers, web_port=args.web,
                          stack_dir=args.run_dir, progress=not args.quiet,
-                         allow_targets=tuple(args.allow_target)))
+                         allow_targets=tuple(args.allow_target), resume=resume))
     for line in run.chaos_plan():
         print(f"chaos will run {line}", flush=True)
     print(f"run {run.run_id}: {run.scenario.planned_viewers} viewers on "
@@ -251,10 +277,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if outcome.status == "aborted" else code
 
 
-def _print_analysis(results_dir: Path, thresholds: Path | None) -> int:
+def _print_analysis(results_dir: Path, thresholds: Path | None,
+                    out_dir: Path | None = None) -> int:
     from analysis.analyze import analyze
 
-    analysis = analyze(results_dir, thresholds)
+    analysis = analyze(results_dir, thresholds, out_dir=out_dir)
     verdict = analysis.verdict
     for result in verdict.results:
         if result.status != "PASS":
@@ -273,7 +300,8 @@ def _print_analysis(results_dir: Path, thresholds: Path | None) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     if not (args.results_dir / "manifest.json").exists():
         raise InputError([f"{args.results_dir}: no manifest.json — not a results folder"])
-    return _print_analysis(args.results_dir, args.thresholds)
+    return _print_analysis(args.results_dir, args.thresholds,
+                           args.results_dir / "interim" if args.interim else None)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -389,6 +417,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a scenario and leave results/<run-id>/")
     p.add_argument("scenario", type=Path)
+    _add_run_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("soak", help="run a soak scenario (hours; interim verdicts, status.json)"
+                                    " or --resume one that died")
+    p.add_argument("scenario", type=Path, nargs="?")
+    p.add_argument("--resume", type=Path, metavar="RESULTS_DIR",
+                   help="continue this aborted or killed soak into the same folder")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_soak)
+    _add_analysis_commands(sub)
+    return parser
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
     _add_overrides(p)
     _add_run_dir(p)
     p.add_argument("--results", type=Path, default=Path("results"),
@@ -402,12 +445,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-target", action="append", default=[], metavar="HOST",
                    help="let the scenario's chaos experiments break this host (repeatable; "
                         "the local stack is always allowed)")
-    p.set_defaults(func=cmd_run)
 
+
+def _add_analysis_commands(sub: Any) -> None:
+    """analyze, compare, worker, check and smoke."""
     p = sub.add_parser("analyze", help="judge a results folder again (verdict, charts, reports)")
     p.add_argument("results_dir", type=Path)
     p.add_argument("--thresholds", type=Path,
                    help="threshold file (default: the scenario's, else checklist-staging)")
+    p.add_argument("--interim", action="store_true",
+                   help="write the verdict, reports and charts to RESULTS_DIR/interim/ (what a "
+                        "running soak does every report_every)")
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("compare", help="latencies significantly worse in CANDIDATE (exit 1)")
@@ -446,7 +494,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--viewers", type=int, default=3)
     p.add_argument("--seconds", type=float, default=6.0, help="how long to publish")
     p.set_defaults(func=cmd_smoke)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,10 +35,12 @@ from harness.monitor import MetricsScraper, ProcessSelection, ResourceSampler, l
 from harness.promql import PrometheusSource
 from harness.record import Recorder, atomic_write_json
 from harness.redact import redact_credentials
+from harness.resume import Resume, segment_phases
 from harness.scenario import load_scenario
 from harness.schema import RESULTS_SCHEMA_VERSION
 from harness.selfwatch import SelfWatch
 from harness.shipper import MESSAGE
+from harness.soak import CycleDriver, InterimReporter, write_status
 from harness.sources import NginxStatSource, PostgresSource, RedisSource
 from harness.tokens import minter_for
 from harness.users.api import ApiArrivalsUser
@@ -60,6 +62,7 @@ class RunOptions:
     stack_dir: Path = field(default_factory=local.default_run_dir)
     progress: bool = True
     allow_targets: tuple[str, ...] = ()  # hosts chaos may break besides the local stack
+    resume: Resume | None = None  # continue this earlier run into its own folder
 
 
 @dataclass
@@ -67,6 +70,9 @@ class RunOutcome:
     results_dir: Path
     status: str
     manifest: dict[str, Any]
+
+
+STATUS_EVERY_TICKS = 10  # flush-loop ticks of 0.5 s: status.json every 5 s
 
 
 def new_run_id(name: str) -> str:
@@ -93,6 +99,8 @@ class Run:
             raise InputError([f"--workers {options.workers}: must be between 0 and 32"])
         self.run_id = new_run_id(self.scenario.name)
         self.results_dir = options.results_root / self.run_id
+        if options.resume is not None:
+            self.run_id, self.results_dir = options.resume.run_id, options.resume.results_dir
         self.stop_requested = False
         self.stop_reason = "completed"
         self.started_stack = False
@@ -104,6 +112,8 @@ class Run:
         self.chaos: ChaosRunner | None = None
         self.ledger: WriteLedger | None = None
         self.audit: StreamAudit | None = None
+        self.cycles: CycleDriver | None = None
+        self.interim: InterimReporter | None = None
         self.faults_planned = self._plan_chaos()
 
     def _plan_chaos(self) -> list[Occurrence]:
@@ -135,7 +145,7 @@ class Run:
     # -- manifest ------------------------------------------------------------------------
 
     def manifest(self, status: str, **extra: Any) -> dict[str, Any]:
-        s = self.scenario
+        s, resumed = self.scenario, self.options.resume
         document: dict[str, Any] = {
             "schema_version": RESULTS_SCHEMA_VERSION,
             "run_id": self.run_id,
@@ -151,27 +161,25 @@ class Run:
                      "memory_bytes": psutil.virtual_memory().total,
                      "python": platform.python_version()},
             "planned": {"viewers": s.planned_viewers, "streams": s.streams.count,
-                        "duration_s": s.load.total_s, "api_rate_per_s": s.api_clients.rate_per_s,
+                        "duration_s": resumed.planned_s if resumed else s.load.total_s,
+                        "api_rate_per_s": s.api_clients.rate_per_s,
                         "workers": self.options.workers},
-            "started_at": self.started_at,
-            "stages": self.stages,
+            "started_at": resumed.started_at if resumed else self.started_at,
+            "stages": self.all_stages(),
             "phases": self._phases(),
+            "gaps": resumed.gaps if resumed else [],
             "faults": self.chaos.faults if self.chaos else [],
         }
         document.update(extra)
         return document
 
+    def all_stages(self) -> list[dict[str, Any]]:
+        """This run's stages, after those of the run it resumes."""
+        return [*(self.options.resume.stages if self.options.resume else []), *self.stages]
+
     def _phases(self) -> list[dict[str, Any]]:
-        if not self.stages:
-            return []
-        start = self.stages[0]["start"]
-        end = self.stages[-1].get("end") or time.time()
         load = self.scenario.load
-        warm_end = min(start + load.warmup, end)
-        cool_start = max(warm_end, end - load.cooldown)
-        return [{"name": "warmup", "start": start, "end": warm_end},
-                {"name": "steady", "start": warm_end, "end": cool_start},
-                {"name": "cooldown", "start": cool_start, "end": end}]
+        return segment_phases(self.all_stages(), load.warmup, load.cooldown)
 
     def write_manifest(self, status: str, **extra: Any) -> dict[str, Any]:
         document = self.manifest(status, **extra)
@@ -240,6 +248,9 @@ class Run:
         self.endpoints_public = {k: v for k, v in endpoints.items()
                                  if not k.endswith(("database_url", "redis_url"))}
         self.write_manifest("running")
+        if self.options.resume is not None:
+            gap = self.options.resume.gaps[-1]
+            self.ctx.event("run_resumed", value=gap["end"] - gap["start"])
         tune_gc()
         self.watch = SelfWatch(self.ctx)
         self.monitors = self._monitors(endpoints)
@@ -254,6 +265,7 @@ class Run:
             status = self._drive(endpoints, show)
             flusher.kill()
         finally:
+            self._stop_soak()
             self._stop_faults()
             if self.audit is not None:
                 self.audit.close()
@@ -271,6 +283,7 @@ class Run:
                 validity=self.watch.summary(), rows=self.recorder.rows_seen,
                 write_errors=self.recorder.write_errors,
                 viewers_connected=len(self.live.ever_connected))
+            self.write_status(status)
             if self.started_stack:
                 local.down(self.options.stack_dir)
         return RunOutcome(self.results_dir, status, manifest)
@@ -318,9 +331,29 @@ class Run:
         gevent.signal_handler(signal.SIGTERM, request_stop)
 
     def _flush_loop(self) -> None:
+        ticks = 0
         while True:
             gevent.sleep(0.5)
             self.recorder.maybe_flush()
+            ticks += 1
+            if ticks % STATUS_EVERY_TICKS == 0:
+                self.write_status("running")
+
+    def write_status(self, status: str) -> None:
+        """`status.json`: where a long run is, for a user or a watchdog (docs/soak.md)."""
+        planned = self.scenario.load.total_s
+        elapsed = time.time() - self.stages[0]["start"] if self.stages else 0.0
+        write_status(self.results_dir / "status.json", {
+            "run_id": self.run_id, "status": status, "updated_at": time.time(),
+            "stage": self.stages[-1]["name"] if self.stages else None,
+            "elapsed_s": round(elapsed, 1), "planned_s": planned,
+            "progress": round(min(1.0, elapsed / planned), 4) if planned else None,
+            "viewers_connected": sum(self.live.connected.values()),
+            "viewers_planned": self.scenario.planned_viewers,
+            "cycles_done": self.cycles.done if self.cycles else 0,
+            "rows": self.recorder.rows_seen, "write_errors": len(self.recorder.write_errors),
+            "last_interim": self.interim.last if self.interim else None,
+            "resumed": self.options.resume is not None})
 
     def _environment(self) -> Environment:
         classes = user_classes(self.scenario.planned_viewers)
@@ -382,10 +415,12 @@ class Run:
                                  [stream.id for stream in streams])
         self.audit.start()
         self._stage("hold")
+        self._start_soak(plan)
         if not self._wait(max(0.0, s.load.hold - (time.time() - self.stages[-1]["start"])),
                           show):
             return self._abort(runner)
         self._stage("ramp_down")
+        self._stop_soak()
         self._stop_faults()
         self.fleet.stop_all()  # viewers get stream_ended and close
         ramp_down_end = time.time() + s.load.ramp_down
@@ -398,6 +433,21 @@ class Run:
         gevent.sleep(1.0)  # let workers ship their last rows
         runner.quit()
         return "completed"
+
+    def _start_soak(self, plan: RunPlan) -> None:
+        spec = self.scenario.soak
+        if spec is None:
+            return
+        first = self.options.resume.cycles_done + 1 if self.options.resume else 1
+        self.cycles = CycleDriver(self.ctx, spec, plan.ws_client, first_number=first)
+        self.cycles.start()
+        self.interim = InterimReporter(self.ctx, self.results_dir, spec.report_every)
+        self.interim.start()
+
+    def _stop_soak(self) -> None:
+        for part in (self.cycles, self.interim):
+            if part is not None:
+                part.stop()
 
     def _start_faults(self, endpoints: dict[str, str], token: str) -> None:
         s = self.scenario

@@ -232,6 +232,27 @@ class MonitorsSpec(_Strict):
     target_host: TargetHostSpec | None = None
 
 
+class SoakSpec(_Strict):
+    """Soak mode (checklist §15): beside the steady load, a repeating cycle connects
+    `cycle_viewers` extra viewers (spread over the streams and `cycle_connect`), holds them
+    `cycle_hold`, disconnects them all and idles `cycle_idle`; an interim verdict and report
+    every `report_every`."""
+
+    cycle_viewers: Annotated[int, Field(ge=0, le=5000)] = 100
+    cycle_start: Seconds = 60.0
+    cycle_connect: Seconds = 20.0
+    cycle_hold: Seconds = 60.0
+    cycle_idle: Seconds = 120.0
+    report_every: Seconds = 900.0
+
+    @model_validator(mode="after")
+    def _sane(self) -> SoakSpec:
+        if self.report_every < 60:
+            raise ValueError("report_every must be at least 60 s (an interim verdict reads "
+                             "the whole folder)")
+        return self
+
+
 class ChaosEntry(_Strict):
     """One Chaos Toolkit experiment, started `at` seconds into the run (and again every
     `repeat_every`); `vars` override its configuration (`chaos run --var`)."""
@@ -256,6 +277,7 @@ class Scenario(_Strict):
     writes: WritesSpec = WritesSpec()
     monitors: MonitorsSpec = Field(default_factory=lambda: MonitorsSpec())
     chaos: list[ChaosEntry] = Field(default_factory=list)
+    soak: SoakSpec | None = None
     thresholds: str | None = None
 
     @property

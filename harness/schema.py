@@ -71,4 +71,6 @@ EVENT_TYPES = frozenset({
     "stream_ended_seen", "hls_stall_started", "generator_loop_lag_ms",
     "fault_started", "fault_ended", "write_acked", "write_failed", "write_verified",
     "write_lost", "write_changed", "viewer_count_api", "stream_readback",
+    "cycle_started", "cycle_connected", "cycle_disconnected", "cycle_idle_end",
+    "interim_verdict", "run_resumed",
 })

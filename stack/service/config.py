@@ -48,6 +48,7 @@ class Settings:
     broken_skip_owner_check: bool = False
     broken_unknown_stream_500: bool = False
     broken_trust_forwarded_for: bool = False
+    broken_leak_per_viewer_bytes: int = 0
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -126,6 +127,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         broken_skip_owner_check=_flag(env, "NOVA_BROKEN_SKIP_OWNER_CHECK"),
         broken_unknown_stream_500=_flag(env, "NOVA_BROKEN_UNKNOWN_STREAM_500"),
         broken_trust_forwarded_for=_flag(env, "NOVA_BROKEN_TRUST_FORWARDED_FOR"),
+        broken_leak_per_viewer_bytes=_number(env, "NOVA_BROKEN_LEAK_PER_VIEWER_BYTES",
+                                             d.broken_leak_per_viewer_bytes, errors),
     )
     if settings.rate_limit_window_s < 1:
         errors.append("NOVA_RATE_LIMIT_WINDOW_S must be at least 1")

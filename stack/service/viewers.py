@@ -53,7 +53,9 @@ class ViewerHub:
         self._announced: dict[str, int] = {}
         self._pending: set[str] = set()
         self._ticker: asyncio.Task[None] | None = None
-        self.extra_references: list[object] = []  # filled only by the leak flag (soak tests)
+        # Filled only by NOVA_BROKEN_LEAK_PER_VIEWER_BYTES: memory kept for every viewer that
+        # ever joined, so the soak leak verdict can be shown to fail.
+        self.extra_references: list[object] = []
 
     @property
     def open_sockets(self) -> int:
@@ -77,6 +79,9 @@ class ViewerHub:
     async def join(self, viewer: Viewer) -> None:
         viewer.last_alive_s = asyncio.get_running_loop().time()
         self._by_stream.setdefault(viewer.stream_id, set()).add(viewer)
+        if self._settings.broken_leak_per_viewer_bytes:  # a deliberately leaking test target
+            # Written bytes, not bytes(n): zero pages from calloc would not be resident.
+            self.extra_references.append(b"\x01" * self._settings.broken_leak_per_viewer_bytes)
         await self._count_changed(viewer.stream_id)
 
     async def leave(self, viewer: Viewer) -> None:

@@ -1,0 +1,216 @@
+"""Soak statistics (checklist §15): trends that fail only when they are both significant and
+large. A series is first reduced to medians per bucket (the raw 1 s samples are strongly
+autocorrelated, which would make any test over-confident); the slope is Theil-Sen with its
+confidence interval, significance is Mann-Kendall. A trend's *growth share* is its slope times
+the judged duration over the series' baseline — reported as 0 when the trend is not
+significant, so a threshold's limit on it is the minimum effect (5 % by default in the files).
+
+Also: memory before and after each connect/disconnect cycle, the harness's own memory slope,
+and the time the database spent at its connection limit."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis.load import RunData, phase_mask
+from analysis.stats import Estimate, mann_kendall_p, ratio, theil_sen
+
+ALPHA = 0.05
+MIN_BUCKETS = 8
+BUCKET_TARGET = 120  # buckets per run: enough for the tests, few enough to de-correlate
+BASELINE_SHARE = 0.1
+# Memory settles before it can leak: caches and pools fill, PostgreSQL backends touch their
+# shared buffers (summed RSS counts shared pages once per backend). The first part of the
+# judged span is left out of the trend: 20 %, at most 15 minutes.
+SETTLE_SHARE, SETTLE_MAX_S = 0.2, 900.0
+CYCLE_WINDOW_S = 15.0
+CYCLE_TOLERANCE = 0.10
+PG_LIMIT_SHARE = 0.95
+PG_POLL_S = 5.0
+TARGET_ROLES = ("api", "postgres", "postgres-standby", "redis", "nginx")
+JUDGED_OUT = ("warmup", "cooldown", "gap")
+
+
+@dataclass(frozen=True)
+class Trend:
+    """One series' trend over the judged phases."""
+
+    name: str
+    slope_per_h: float
+    low_per_h: float | None
+    high_per_h: float | None
+    p_value: float
+    baseline: float
+    duration_h: float
+    n: int
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < ALPHA and self.slope_per_h > 0
+
+    @property
+    def growth_share(self) -> float:
+        """Growth over the judged duration as a share of the baseline (0 when not
+        significant)."""
+        if not self.significant or self.baseline <= 0:
+            return 0.0
+        return self.slope_per_h * self.duration_h / self.baseline
+
+
+def bucket_s(run: RunData) -> float:
+    """Bucket width: ~BUCKET_TARGET buckets over the run, at least 10 s."""
+    return max(10.0, (run.end_s - run.start_s) / BUCKET_TARGET)
+
+
+def trend(name: str, ts: pd.Series, values: pd.Series, width_s: float) -> Trend | None:
+    """The trend of `values` (at times `ts`), or None with too few buckets."""
+    if ts.empty:
+        return None
+    buckets = values.groupby((ts // width_s) * width_s).median().sort_index()
+    if len(buckets) < MIN_BUCKETS:
+        return None
+    hours = (buckets.index.to_numpy(dtype=np.float64) - float(buckets.index[0])) / 3600
+    y = buckets.to_numpy(dtype=np.float64)
+    slope = theil_sen(hours, y)
+    head = max(1, int(len(y) * BASELINE_SHARE))
+    return Trend(name, slope.value, slope.low, slope.high, mann_kendall_p(y),
+                 float(np.median(y[:head])), float(hours[-1]), len(y))
+
+
+def _judged(run: RunData, frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[phase_mask(frame.ts, run.phases(), JUDGED_OUT)]
+
+
+def settled(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` without its first SETTLE_SHARE (at most SETTLE_MAX_S)."""
+    if frame.empty:
+        return frame
+    first, last = float(frame.ts.min()), float(frame.ts.max())
+    return frame[frame.ts >= first + min(SETTLE_SHARE * (last - first), SETTLE_MAX_S)]
+
+
+def rss_per_second(run: RunData, roles: tuple[str, ...]) -> pd.DataFrame:
+    frame = run.resources[run.resources.role.isin(roles)]
+    per_second = frame.groupby([frame.ts.round(0), "role"]).rss_bytes.sum().reset_index()
+    return per_second
+
+
+def memory_trends(run: RunData) -> list[Trend]:
+    """RSS trend per target role (instances and children summed) and of the harness."""
+    per_second = settled(_judged(run, rss_per_second(run, (*TARGET_ROLES, "harness"))))
+    found = []
+    for role, group in per_second.groupby("role"):
+        found_trend = trend(str(role), group.ts, group.rss_bytes.astype(float), bucket_s(run))
+        if found_trend is not None:
+            found.append(found_trend)
+    return found
+
+
+def latency_trend(run: RunData, kind: str = "ws_rtt") -> Trend | None:
+    """Trend of the per-bucket p95 of one sample kind (the clock-free round trip by
+    default: push latency would mix the generator's and the server's clocks)."""
+    samples = settled(_judged(run, run.samples[(run.samples.kind == kind) & run.samples.ok]))
+    if samples.empty:
+        return None
+    width = bucket_s(run)
+    p95 = samples.latency_ms.groupby((samples.ts // width) * width).quantile(0.95)
+    return trend(f"{kind} p95", pd.Series(p95.index, dtype=float), p95.reset_index(drop=True),
+                 width)
+
+
+@dataclass(frozen=True)
+class Cycle:
+    number: int
+    start: float
+    end: float
+    before_bytes: float
+    after_bytes: float
+
+    @property
+    def returned(self) -> bool:
+        return self.after_bytes <= self.before_bytes * (1 + CYCLE_TOLERANCE)
+
+
+def cycles(run: RunData, role: str = "api") -> list[Cycle]:
+    """Each complete connect/hold/disconnect/idle cycle with the role's median RSS in the
+    CYCLE_WINDOW_S before it began and at the end of its idle time."""
+    events = run.events
+    starts = events[events.type == "cycle_started"]
+    ends = events[events.type == "cycle_idle_end"]
+    rss = rss_per_second(run, (role,))
+    found = []
+    for number, start in zip(starts.value.to_numpy(), starts.ts.to_numpy(), strict=True):
+        end = ends[ends.value == number].ts
+        if end.empty:
+            continue  # the run ended inside this cycle
+        before = rss[(rss.ts >= start - CYCLE_WINDOW_S) & (rss.ts < start)].rss_bytes
+        after = rss[(rss.ts >= end.iloc[0] - CYCLE_WINDOW_S) & (rss.ts <= end.iloc[0])].rss_bytes
+        if before.empty or after.empty:
+            continue
+        found.append(Cycle(int(number), float(start), float(end.iloc[0]),
+                           float(before.median()), float(after.median())))
+    return found
+
+
+TREND_METRICS = {
+    "memory_growth_share_max": "largest significant RSS growth over the run among the target's "
+                               "roles, as a share of its baseline (0 when no trend is "
+                               "significant)",
+    "cycle_memory_returned_ratio": "connect/disconnect cycles after which the service's RSS "
+                                   f"came back within {CYCLE_TOLERANCE:.0%} of its level before",
+    "ws_rtt_drift_share": "significant growth of the round trip's p95 over the run, as a "
+                          "share of its baseline (0 when not significant)",
+    "harness_memory_slope_mb_per_h": "the load generator's own RSS slope, MB per hour",
+    "db_connections_at_limit_s": f"seconds the database had ≥ {PG_LIMIT_SHARE:.0%} of "
+                                 "max_connections in use",
+}
+
+
+def derived(run: RunData, name: str) -> Estimate:
+    """One of TREND_METRICS."""
+    if name == "memory_growth_share_max":
+        target = [t for t in memory_trends(run) if t.name in TARGET_ROLES]
+        if not target:
+            return Estimate(math.nan, None, None, 0)
+        return Estimate(max(t.growth_share for t in target), None, None,
+                        sum(t.n for t in target))
+    if name == "cycle_memory_returned_ratio":
+        found = cycles(run)
+        return ratio(sum(c.returned for c in found), len(found))
+    if name == "ws_rtt_drift_share":
+        found_trend = latency_trend(run)
+        if found_trend is None:
+            return Estimate(math.nan, None, None, 0)
+        return Estimate(found_trend.growth_share, None, None, found_trend.n)
+    if name == "harness_memory_slope_mb_per_h":
+        harness = [t for t in memory_trends(run) if t.name == "harness"]
+        if not harness:
+            return Estimate(math.nan, None, None, 0)
+        mb = 1e6
+        return Estimate(harness[0].slope_per_h / mb,
+                        None if harness[0].low_per_h is None else harness[0].low_per_h / mb,
+                        None if harness[0].high_per_h is None else harness[0].high_per_h / mb,
+                        harness[0].n)
+    if name == "db_connections_at_limit_s":
+        share = run.metrics[run.metrics.series == "pg_connections_share"]
+        if share.empty:
+            return Estimate(math.nan, None, None, 0)
+        return Estimate(float((share.value >= PG_LIMIT_SHARE).sum() * PG_POLL_S), None, None,
+                        len(share))
+    raise KeyError(name)
+
+
+def describe(found: Trend, unit: str = "MiB", scale: float = 2**20) -> str:
+    """One line for the report (memory in MiB by default)."""
+    def fmt(value: float) -> str:
+        return f"{value / scale:.3g}"
+    interval = "" if found.low_per_h is None or found.high_per_h is None else \
+        f" [{fmt(found.low_per_h)}, {fmt(found.high_per_h)}]"
+    return (f"{found.name}: {fmt(found.slope_per_h)}{interval} {unit}/h, Mann-Kendall p "
+            f"{found.p_value:.2g}, baseline {fmt(found.baseline)} {unit}, growth over "
+            f"{found.duration_h * 60:.0f} min {found.growth_share:.1%}"
+            f"{' (significant)' if found.significant else ''}")

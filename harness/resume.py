@@ -1,0 +1,109 @@
+"""Continuing a soak that died (`nova-harness soak --resume RESULTS_DIR`): what the folder
+says about the earlier run — its scenario and overrides, its stages (the last one closed where
+its data ends), how many cycles it completed and how much of the planned time is left. The
+time between the data's end and the resumption is recorded as a gap (judged as no phase)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from harness.errors import InputError
+
+MIN_REMAINING_S = 60.0
+
+
+@dataclass(frozen=True)
+class Resume:
+    results_dir: Path
+    run_id: str
+    scenario_path: Path
+    overrides: dict[str, str]
+    started_at: float
+    stages: list[dict[str, Any]]
+    gaps: list[dict[str, float]]
+    planned_s: float
+    remaining_s: float
+    cycles_done: int
+    manifest: dict[str, Any] = field(repr=False)
+
+
+def _data_end(results_dir: Path) -> float:
+    """The newest timestamp in any table's parts (what a killed run really recorded)."""
+    newest = 0.0
+    for table in ("samples", "events", "resources", "metrics"):
+        for part in (results_dir / table).glob("part-*.parquet"):
+            column = pq.read_table(part, columns=["ts"]).column("ts")
+            if len(column):
+                newest = max(newest, float(pc.max(column).as_py()))
+    return newest
+
+
+def _cycles_done(results_dir: Path) -> int:
+    done = 0
+    for part in (results_dir / "events").glob("part-*.parquet"):
+        table = pq.read_table(part, columns=["type", "value"]).to_pydict()
+        done = max([done, *(int(v) for t, v in zip(table["type"], table["value"], strict=True)
+                            if t == "cycle_idle_end" and v is not None)])
+    return done
+
+
+def prepare_resume(results_dir: Path) -> Resume:
+    """Everything needed to continue the run in `results_dir`; InputError when it cannot be."""
+    try:
+        manifest = json.loads((results_dir / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError([f"--resume {results_dir}: no readable manifest.json ({exc})"]) \
+            from None
+    problems = []
+    if manifest.get("status") == "completed":
+        problems.append(f"--resume {results_dir}: that run completed; nothing to continue")
+    if not manifest.get("stages"):
+        problems.append(f"--resume {results_dir}: the run never started its load")
+    scenario_path = Path(str(manifest.get("scenario_file", "")))
+    if not scenario_path.is_file():
+        problems.append(f"--resume {results_dir}: its scenario {scenario_path} is gone")
+    if problems:
+        raise InputError(problems, hint="--resume continues an aborted or killed run")
+    data_end = _data_end(results_dir)
+    stages = [dict(s) for s in manifest["stages"]]
+    if stages[-1].get("end") is None or stages[-1]["end"] > data_end:
+        stages[-1]["end"] = data_end
+    planned = float(manifest["planned"]["duration_s"])
+    covered = sum(float(s["end"]) - float(s["start"]) for s in stages)
+    remaining = planned - covered
+    if remaining < MIN_REMAINING_S:
+        raise InputError([f"--resume {results_dir}: only {remaining:.0f} s of the planned "
+                          f"{planned:.0f} s are left"])
+    return Resume(results_dir, str(manifest["run_id"]), scenario_path,
+                  dict(manifest.get("overrides") or {}), float(manifest["started_at"]),
+                  stages, [*manifest.get("gaps", []), {"start": data_end, "end": time.time()}],
+                  planned, remaining, _cycles_done(results_dir), manifest)
+
+
+def segment_phases(stages: list[dict[str, Any]], warmup_s: float,
+                   cooldown_s: float) -> list[dict[str, Any]]:
+    """Warm-up at the start of every segment (each starts with a `ramp` stage: a resumed run
+    ramps again), cool-down at the end of the last, steady between; the gaps between
+    segments are the manifest's `gaps`."""
+    if not stages:
+        return []
+    starts = [i for i, stage in enumerate(stages) if stage["name"] == "ramp"] or [0]
+    phases = []
+    for number, first in enumerate(starts):
+        final = number == len(starts) - 1
+        last = len(stages) - 1 if final else starts[number + 1] - 1
+        start, end = stages[first]["start"], stages[last].get("end") or time.time()
+        warm_end = min(start + warmup_s, end)
+        cool_start = max(warm_end, end - cooldown_s) if final else end
+        phases += [{"name": "warmup", "start": start, "end": warm_end},
+                   {"name": "steady", "start": warm_end, "end": cool_start}]
+        if final:
+            phases.append({"name": "cooldown", "start": cool_start, "end": end})
+    return phases

@@ -1,0 +1,125 @@
+"""Soak statistics on synthetic runs with known trends: noise and small trends pass, a leak
+fails; cycles, the harness's slope, the database limit; resuming a killed run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from analysis.load import load_run
+from analysis.trends import derived, memory_trends
+from harness.errors import InputError
+from harness.resume import prepare_resume, segment_phases
+from tests.unit.synthetic import START, manifest, write_run
+
+ROOT = Path(__file__).resolve().parents[2]
+DURATION_S = 3600.0
+MIB = 2**20
+
+
+def resources(role: str, rss_at: Any, seed: int = 1) -> list[tuple[Any, ...]]:
+    """One row a second for an hour; rss_at(t_s) plus 1 MiB of noise."""
+    rng = np.random.default_rng(seed)
+    return [(START + t, "h", role, 1, 1.0, int(rss_at(t) + rng.normal(0, MIB)), 0.1, 0, 0, 10, 0)
+            for t in range(int(DURATION_S))]
+
+
+def run_with(tmp_path: Path, rows: list[tuple[Any, ...]],
+             events: list[tuple[Any, ...]] | None = None,
+             metrics: list[tuple[Any, ...]] | None = None) -> Any:
+    folder = write_run(tmp_path, [], manifest(DURATION_S), events=events, metrics=metrics)
+    from harness.record import Recorder
+
+    recorder = Recorder(folder, flush_interval_s=3600)
+    for row in rows:
+        recorder.add("resources", row)
+    recorder.close()
+    return load_run(folder)
+
+
+def test_noise_and_a_small_trend_pass_a_leak_fails(tmp_path: Path) -> None:
+    flat = run_with(tmp_path / "flat", resources("api", lambda t: 100 * MIB))
+    assert derived(flat, "memory_growth_share_max").value == 0.0
+    small = run_with(tmp_path / "small", resources("api", lambda t: 100 * MIB * (1 + 0.02 * t /
+                                                                                DURATION_S)))
+    (trend,) = memory_trends(small)
+    assert trend.significant and 0.01 < trend.growth_share < 0.03  # real, but under 5 %
+    leak = run_with(tmp_path / "leak", resources("api", lambda t: 100 * MIB + 20 * MIB * t /
+                                                 DURATION_S))
+    share = derived(leak, "memory_growth_share_max").value
+    assert 0.14 < share < 0.2  # 20 MiB over the hour, the first 15 min left to settle
+
+
+def test_a_step_while_settling_is_not_a_trend(tmp_path: Path) -> None:
+    """PostgreSQL touching its shared buffers early looks like growth; it is left out."""
+    stepped = run_with(tmp_path, resources("postgres", lambda t: (150 if t < 300 else 300) * MIB))
+    assert derived(stepped, "memory_growth_share_max").value == 0.0
+
+
+def cycle_events(count: int) -> list[tuple[Any, ...]]:
+    rows = []
+    for n in range(1, count + 1):
+        start = 300.0 * n
+        rows += [(START + start, "cycle_started", None, None, float(n), None),
+                 (START + start + 200, "cycle_idle_end", None, None, float(n), None)]
+    return rows
+
+
+def test_cycles_return_or_not(tmp_path: Path) -> None:
+    healthy = run_with(tmp_path / "ok", resources("api", lambda t: 100 * MIB), cycle_events(3))
+    assert derived(healthy, "cycle_memory_returned_ratio").value == 1.0
+    # 15 MiB kept after every cycle: 100 → 115 → 130 → 145
+    def leaking(t: float) -> float:
+        return (100 + 15 * sum(1 for n in range(1, 4) if t >= 300 * n + 100)) * MIB
+    leaky = run_with(tmp_path / "leak", resources("api", leaking), cycle_events(3))
+    assert derived(leaky, "cycle_memory_returned_ratio").value == 0.0
+
+
+def test_harness_slope_and_database_limit(tmp_path: Path) -> None:
+    harness = resources("harness", lambda t: 200 * MIB + 3e6 * t / 3600)
+    metrics = [(START + t, "postgres", "pg_connections_share", "", 0.96 if 600 <= t < 630
+                else 0.3) for t in range(0, int(DURATION_S), 5)]
+    run = run_with(tmp_path, harness, metrics=metrics)
+    slope = derived(run, "harness_memory_slope_mb_per_h")
+    assert 2.5 < slope.value < 3.5 and slope.low is not None and slope.low > 1
+    assert derived(run, "db_connections_at_limit_s").value == 30.0
+    assert math.isnan(derived(run, "memory_growth_share_max").value)  # no target role
+
+
+def killed_soak(folder: Path, status: str = "running") -> Path:
+    document = manifest(600.0, status=status)
+    document.update(run_id="r1", scenario_file=str(ROOT / "scenarios/smoke.yaml"),
+                    overrides={"viewers.per_stream": "3"}, started_at=START,
+                    stages=[{"name": "ramp", "start": START, "end": START + 5},
+                            {"name": "hold", "start": START + 5, "end": None}])
+    events = [*cycle_events(1), (START + 250, "viewer_connected", "s", "v", 0.0, None)]
+    return write_run(folder, [], document, events=events)
+
+
+def test_resume_reads_what_a_killed_run_left(tmp_path: Path) -> None:
+    resume = prepare_resume(killed_soak(tmp_path / "r1"))
+    assert resume.run_id == "r1" and resume.cycles_done == 1
+    assert resume.stages[-1]["end"] == START + 500  # the newest row, not the manifest
+    assert resume.remaining_s == pytest.approx(600 - 500)
+    assert resume.gaps[-1]["start"] == START + 500
+    resumed = [{"name": "ramp", "start": START + 900, "end": START + 905},
+               {"name": "hold", "start": START + 905, "end": START + 1000}]
+    phases = [(p["name"], p["start"] - START, p["end"] - START)
+              for p in segment_phases([*resume.stages, *resumed], 3.0, 3.0)]
+    assert phases == [("warmup", 0, 3), ("steady", 3, 500), ("warmup", 900, 903),
+                      ("steady", 903, 997), ("cooldown", 997, 1000)]
+
+
+def test_resume_refuses_a_completed_run(tmp_path: Path) -> None:
+    folder = killed_soak(tmp_path / "done", status="completed")
+    with pytest.raises(InputError, match="completed"):
+        prepare_resume(folder)
+    (folder / "manifest.json").write_text(json.dumps({"status": "running"}))
+    with pytest.raises(InputError) as failure:
+        prepare_resume(folder)
+    assert any("never started" in p for p in failure.value.problems)
