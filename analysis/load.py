@@ -43,12 +43,14 @@ def table_files(folder: Path) -> list[Path]:
 
 def read_table(results_dir: Path, name: str) -> pd.DataFrame:
     """One table as a DataFrame (empty with the right columns when nothing was written)."""
-    files = table_files(results_dir / name)
     schema = TABLES[name]
     # Repeated strings (kind, name, user, stream, …) as categories: a 4-hour soak's samples
     # then fit in a fraction of the memory of Python string objects.
     text = [f.name for f in schema if pa.types.is_string(f.type)]
-    tables = [pq.read_table(f, read_dictionary=text) for f in files]
+    try:
+        tables = [pq.read_table(f, read_dictionary=text) for f in table_files(results_dir / name)]
+    except FileNotFoundError:  # a running soak compacted parts meanwhile: list them again
+        tables = [pq.read_table(f, read_dictionary=text) for f in table_files(results_dir / name)]
     if not tables:
         frame: pd.DataFrame = schema.empty_table().to_pandas()
         for column in text:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError, InputError
+from harness.logfiles import rotated
 
 CLIP_CACHE = Path(os.environ.get("NOVA_CLIP_CACHE", Path.home() / ".cache" / "nova-harness"))
 
@@ -85,7 +86,8 @@ class Publisher:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
+        # A publisher restarted all night appends to its log: rotate it at each (re)start.
+        with open(rotated(self.log_path), "ab") as log:
             self.proc = subprocess.Popen(
                 [ffmpeg_path(), "-hide_banner", "-loglevel", "warning", "-re",
                  "-stream_loop", "-1", "-i", str(self.clip), "-c", "copy", "-f", "flv",

@@ -30,9 +30,11 @@ def _native_submit() -> Callable[[Callable[[], None]], Any]:
         from gevent import monkey
 
         if monkey.is_module_patched("threading"):
-            import gevent
+            from gevent.threadpool import ThreadPool
 
-            pool = gevent.get_hub().threadpool
+            # One thread: jobs run in the order submitted, so a compaction sees every part
+            # flushed before it.
+            pool = ThreadPool(maxsize=1)
             return lambda fn: pool.spawn(fn)
     except ImportError:
         pass
@@ -54,7 +56,10 @@ class TableWriter:
         self.schema = schema
         self.rows: list[Sequence[Any]] = []
         self.rows_written = 0
-        self.next_part = 1 + max((_part_number(p) for p in folder.glob("part-*.parquet")),
+        # Numbers go on after every part and compacted range already there (a resumed run
+        # writes into the same folder; a reused number would be hidden by a compacted range).
+        self.next_part = 1 + max([*(_part_number(p) for p in folder.glob("part-*.parquet")),
+                                  *(_compact_last(p) for p in folder.glob("compact-*.parquet"))],
                                  default=0)
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -81,10 +86,19 @@ def _part_number(path: Path) -> int:
         return 0
 
 
-def compact(folder: Path) -> Path | None:
-    """Merge every part of a table into `compact-FIRST-LAST.parquet`; readers skip parts that
-    a compacted file covers, so a crash between writing it and deleting them loses nothing."""
-    parts = sorted(folder.glob("part-*.parquet"), key=_part_number)
+def _compact_last(path: Path) -> int:
+    try:
+        return int(path.stem.split("-")[2])
+    except (IndexError, ValueError):
+        return 0
+
+
+def compact(folder: Path, upto: int | None = None) -> Path | None:
+    """Merge the parts of a table (those numbered ≤ `upto`) into
+    `compact-FIRST-LAST.parquet`; readers skip parts that a compacted file covers, so a crash
+    between writing it and deleting them loses nothing."""
+    parts = sorted((p for p in folder.glob("part-*.parquet")
+                    if upto is None or _part_number(p) <= upto), key=_part_number)
     if len(parts) < 2:
         return None
     first, last = _part_number(parts[0]), _part_number(parts[-1])
@@ -144,6 +158,23 @@ class Recorder:
         for writer, rows, number in batches:
             self._pending.append(self._submit(self._guarded(writer, rows, number)))
         self._pending = [f for f in self._pending if not _done(f)]
+
+    def compact_now(self) -> None:
+        """Merge each table's parts written so far (a soak's folder would otherwise hold
+        thousands) on the writer thread. It runs jobs in order, so every part numbered below
+        is complete when the compaction starts: a compacted range never covers a part that
+        appears later."""
+        for writer in self.writers.values():
+            self._pending.append(self._submit(self._guarded_compact(writer.folder,
+                                                                    writer.next_part - 1)))
+
+    def _guarded_compact(self, folder: Path, upto: int) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                compact(folder, upto)
+            except Exception as exc:  # the parts stay readable; the next compaction retries
+                self.write_errors.append(f"{folder.name} compaction: {exc}")
+        return run
 
     def _guarded(self, writer: TableWriter, rows: list[Sequence[Any]],
                  number: int) -> Callable[[], None]:

@@ -73,6 +73,7 @@ class RunOutcome:
 
 
 STATUS_EVERY_TICKS = 10  # flush-loop ticks of 0.5 s: status.json every 5 s
+COMPACT_EVERY_TICKS = 1200  # result parts merged every 10 minutes
 
 
 def new_run_id(name: str) -> str:
@@ -338,6 +339,8 @@ class Run:
             ticks += 1
             if ticks % STATUS_EVERY_TICKS == 0:
                 self.write_status("running")
+            if ticks % COMPACT_EVERY_TICKS == 0:
+                self.recorder.compact_now()
 
     def write_status(self, status: str) -> None:
         """`status.json`: where a long run is, for a user or a watchdog (docs/soak.md)."""

@@ -15,6 +15,7 @@ from typing import Any
 
 import gevent
 
+from harness.logfiles import rotated
 from harness.scenario import SoakSpec
 from harness.users.context import UserContext
 from harness.users.viewer import ViewerConnection
@@ -105,7 +106,7 @@ class InterimReporter:
             self.report_once()
 
     def report_once(self) -> None:
-        log = self.results_dir / "logs" / "interim.log"
+        log = rotated(self.results_dir / "logs" / "interim.log")
         started = time.time()
         with log.open("ab") as out:
             self.proc = subprocess.Popen(

@@ -98,3 +98,37 @@ def test_every_table_has_ts_first(name: str) -> None:
     from harness.schema import TABLES
 
     assert TABLES[name].names[0] == "ts"
+
+
+def test_periodic_compaction_and_a_resumed_recorder_lose_nothing(tmp_path: Path) -> None:
+    """A soak compacts while it writes; a resumed run writes into the same folder after it."""
+    recorder = Recorder(tmp_path, flush_interval_s=60)
+    for batch in range(5):
+        for i in range(batch * 10, batch * 10 + 10):
+            recorder.add("samples", sample(i))
+        recorder.flush()
+        if batch == 2:
+            recorder.compact_now()
+    recorder.close(compact_parts=False)
+    names = sorted(p.name for p in (tmp_path / "samples").iterdir())
+    assert names[0].startswith("compact-000001-") and names[-1] == "part-000005.parquet"
+    resumed = Recorder(tmp_path, flush_interval_s=60)
+    assert resumed.writers["samples"].next_part == 6
+    for i in range(50, 60):
+        resumed.add("samples", sample(i))
+    resumed.close()
+    assert list(read_table(tmp_path, "samples").latency_ms) == [float(i) for i in range(60)]
+    assert recorder.write_errors == [] and resumed.write_errors == []
+
+
+def test_logs_rotate_past_their_limit(tmp_path: Path) -> None:
+    from harness.logfiles import LOG_MAX_BYTES, rotated
+
+    log = tmp_path / "ffmpeg.log"
+    assert rotated(log) == log and not log.exists()  # nothing yet: nothing to rotate
+    log.write_bytes(b"x" * 10)
+    rotated(log)
+    assert log.exists() and not (tmp_path / "ffmpeg.log.1").exists()
+    log.write_bytes(b"y" * (LOG_MAX_BYTES + 1))
+    rotated(log)
+    assert not log.exists() and (tmp_path / "ffmpeg.log.1").stat().st_size == LOG_MAX_BYTES + 1
