@@ -18,6 +18,7 @@ from analysis.load import RunData, phase_mask
 from analysis.stats import Estimate, percentile, ratio
 from analysis.trends import TREND_METRICS
 from analysis.trends import derived as trend_derived
+from harness.schema import CYCLE_USER_PREFIX
 
 
 def included_seconds(run: RunData, exclude: Sequence[str]) -> float:
@@ -29,10 +30,12 @@ def included_seconds(run: RunData, exclude: Sequence[str]) -> float:
 
 
 def viewers_established(run: RunData) -> int:
-    """Distinct viewers that received `connection_established` at least once."""
+    """Distinct planned viewers that received `connection_established` at least once."""
     samples = run.samples
-    return int(samples[(samples.kind == "ws_event") &
-                       (samples.name == "connection_established")].user.nunique())
+    users = samples[(samples.kind == "ws_event") &
+                    (samples.name == "connection_established")].user.astype(str)
+    # A soak's cycle viewers come and go on top of the planned ones (harness/soak.py).
+    return int(users[~users.str.startswith(CYCLE_USER_PREFIX)].nunique())
 
 
 def derived(run: RunData, name: str) -> Estimate:

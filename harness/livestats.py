@@ -8,6 +8,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.record import Recorder
+from harness.schema import CYCLE_USER_PREFIX
+
+# The display looks back at most this far; older entries are dropped as new ones arrive, so
+# memory follows the event rate, not the run's length (a count bound alone would let a soak's
+# deques grow for hours until they filled).
+KEEP_S = 15.0
 
 
 class LiveStats:
@@ -16,10 +22,10 @@ class LiveStats:
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
         self.connected: Counter[str] = Counter()
-        self.ever_connected: set[str] = set()
-        self.ws_events: deque[float] = deque(maxlen=200_000)
-        self.push_ms: deque[tuple[float, float]] = deque(maxlen=20_000)
-        self.http: deque[tuple[float, bool]] = deque(maxlen=20_000)
+        self.ever_connected: set[str] = set()  # steady viewers only, not a soak's cycles
+        self.ws_events: deque[float] = deque()
+        self.push_ms: deque[tuple[float, float]] = deque()
+        self.http: deque[tuple[float, bool]] = deque()
 
     def add(self, table: str, row: Sequence[Any]) -> None:
         self.recorder.add(table, row)
@@ -32,18 +38,19 @@ class LiveStats:
 
     def _observe(self, table: str, row: Sequence[Any]) -> None:
         if table == "samples":
-            kind = row[2]
+            kind, ts = row[2], row[0]
             if kind == "ws_event":
-                self.ws_events.append(row[0])
+                _append(self.ws_events, ts, ts)
                 if row[5]:
-                    self.push_ms.append((row[0], row[4]))
+                    _append(self.push_ms, (ts, row[4]), ts)
             elif kind == "http":
-                self.http.append((row[0], bool(row[5])))
+                _append(self.http, (ts, bool(row[5])), ts)
         elif table == "events":
             kind, stream, user = row[1], row[2], row[3]
             if kind == "viewer_connected":
                 self.connected[stream] += 1
-                self.ever_connected.add(user)
+                if not str(user).startswith(CYCLE_USER_PREFIX):
+                    self.ever_connected.add(user)
             elif kind == "viewer_closed":
                 self.connected[stream] -= 1
 
@@ -60,3 +67,11 @@ class LiveStats:
         cutoff = time.time() - window_s
         recent = [ok for t, ok in self.http if t >= cutoff]
         return len(recent) / window_s, sum(1 for ok in recent if not ok)
+
+
+def _append(window: deque[Any], item: Any, ts: float) -> None:
+    window.append(item)
+    oldest = window[0]
+    while (oldest if isinstance(oldest, float) else oldest[0]) < ts - KEEP_S:
+        window.popleft()
+        oldest = window[0]

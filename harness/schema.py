@@ -64,6 +64,9 @@ SAMPLE_KINDS = frozenset({
     "http", "ws_connect", "ws_first_event", "ws_event", "ws_rtt", "ws_reconnect",
     "rtmp_publish", "hls_playlist", "hls_segment", "hls_startup", "hls_stall", "hls_live_lag",
 })
+# A soak's extra viewers are users named `cycle<N>-v<i>` (harness/soak.py); analysis keeps
+# them apart from the planned viewers.
+CYCLE_USER_PREFIX = "cycle"
 EVENT_TYPES = frozenset({
     "stream_created", "publish_started", "stream_active_api", "publish_failed",
     "publish_stopped", "publish_interrupted", "publish_restarted", "viewer_connected",

@@ -17,6 +17,7 @@ import gevent
 
 from harness.logfiles import rotated
 from harness.scenario import SoakSpec
+from harness.schema import CYCLE_USER_PREFIX
 from harness.users.context import UserContext
 from harness.users.viewer import ViewerConnection
 
@@ -67,7 +68,8 @@ class CycleDriver:
         for index in range(self.spec.cycle_viewers):
             stream = plan.streams[index % len(plan.streams)]
             token = plan.viewer_tokens[index % len(plan.viewer_tokens)]
-            viewer = ViewerConnection(self.ctx, stream, token, f"cycle{number}-v{index}",
+            viewer = ViewerConnection(self.ctx, stream, token,
+                                      f"{CYCLE_USER_PREFIX}{number}-v{index}",
                                       client=self.client)
             viewer.start()
             self.viewers.append(viewer)

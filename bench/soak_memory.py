@@ -1,0 +1,50 @@
+"""The harness's own memory over a soak, and what a soak costs on disk.
+
+    .venv/bin/nova-harness soak scenarios/soak-4h.yaml --duration 32m --results /tmp/soak
+    .venv/bin/python bench/soak_memory.py /tmp/soak/<run-id> [...]
+
+Per folder: the generator's RSS at the start of the settled span and at the end, its
+Theil-Sen slope in MB/h with the 95 % interval (the same statistic as the soak verdict
+`harness-memory-flat`), the target's roles likewise, rows and events per second, and the
+results' size per hour on disk.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from analysis.load import load_run
+from analysis.trends import memory_trends, rss_per_second, settled
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def report(folder: Path) -> None:
+    run = load_run(folder)
+    hours = (run.end_s - run.start_s) / 3600
+    harness = settled(rss_per_second(run, ("harness",)))
+    print(f"{folder.name}: {hours * 60:.1f} min, {len(run.samples) / (hours * 3600):.0f} "
+          f"samples/s, {len(run.events) / (hours * 3600):.0f} events/s")
+    if not harness.empty:
+        print(f"  harness RSS {harness.rss_bytes.iloc[0] / 1e6:.1f} MB → "
+              f"{harness.rss_bytes.iloc[-1] / 1e6:.1f} MB over the settled span")
+    for trend in memory_trends(run):
+        low = "?" if trend.low_per_h is None else f"{trend.low_per_h / 1e6:.2f}"
+        high = "?" if trend.high_per_h is None else f"{trend.high_per_h / 1e6:.2f}"
+        print(f"  {trend.name:<9} slope {trend.slope_per_h / 1e6:7.2f} MB/h [{low}, {high}], "
+              f"Mann-Kendall p {trend.p_value:.2g}, growth share {trend.growth_share:.1%}")
+    size = folder_bytes(folder)
+    print(f"  results {size / 1e6:.1f} MB on disk, {size / 1e6 / hours:.0f} MB per hour; "
+          f"{sum(1 for _ in folder.rglob('*.parquet'))} Parquet files")
+
+
+def main() -> None:
+    for name in sys.argv[1:]:
+        report(Path(name))
+
+
+if __name__ == "__main__":
+    main()
