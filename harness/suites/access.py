@@ -56,8 +56,9 @@ def others_cannot_end(s: Session) -> str:
     _, other = s.user()
     response = s.request("DELETE", s.target.profile.path("delete", stream_id), token=other)
     expect_status(response, s.target.profile.errors.forbidden, "DELETE by another user")
-    expect(_status(s, stream_id, owner) != "ended", "the stream ended anyway")
-    return f"HTTP {response.status_code}; the stream is still {_status(s, stream_id, owner)}"
+    status = _status(s, stream_id, owner)
+    expect(status != "ended", "the stream ended anyway")
+    return f"HTTP {response.status_code}; the stream is still {status}"
 
 
 @check("access", "others-cannot-modify", "§18 a user cannot modify another user's stream")

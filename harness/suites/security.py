@@ -50,8 +50,8 @@ def _routes(s: Session, stream_id: str) -> list[tuple[str, str, dict[str, Any] |
 def auth_sweep(s: Session) -> str:
     _, owner = s.user()
     stream_id = s.stream_id(s.create_stream(owner, "auth sweep"))
-    wrong = []
-    for method, path, body in _routes(s, stream_id):
+    wrong, routes = [], _routes(s, stream_id)
+    for method, path, body in routes:
         response = s.request(method, path, json=body)
         if response.status_code != s.target.profile.errors.no_token:
             wrong.append(f"{method} {path} → {response.status_code}")
@@ -62,7 +62,7 @@ def auth_sweep(s: Session) -> str:
     if handshake.status_code not in (400, 401):
         wrong.append(f"WS {ws_path} without a token → {handshake.status_code}")
     expect(not wrong, "; ".join(wrong))
-    return f"{len(_routes(s, stream_id))} REST routes → 401, the socket refused before upgrade"
+    return f"{len(routes)} REST routes → 401, the socket refused before upgrade"
 
 
 def _foreign_rs256(user_id: uuid.UUID) -> str:
