@@ -90,6 +90,12 @@ def _labelled(rows: pd.DataFrame, label: str) -> pd.DataFrame:
 
 
 def source_figures(run: RunData) -> list[SourceFigures]:
+    """Memoised per run (see RunData.memo); computed by _source_figures."""
+    result: list[SourceFigures] = run.memo("consistency.sources", lambda: _source_figures(run))
+    return result
+
+
+def _source_figures(run: RunData) -> list[SourceFigures]:
     """Match share, error and longest mismatch of every source that has readings."""
     figures = []
     for source, readings in reported_counts(run).items():

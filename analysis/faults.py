@@ -151,6 +151,12 @@ def write_outcomes(run: RunData) -> pd.DataFrame:
 
 
 def figures(run: RunData) -> list[FaultFigures]:
+    """Memoised per run (see RunData.memo); computed by _figures."""
+    result: list[FaultFigures] = run.memo("faults.figures", lambda: _figures(run))
+    return result
+
+
+def _figures(run: RunData) -> list[FaultFigures]:
     """The figures of every fault window of the run."""
     samples = run.samples
     traffic = samples[samples.kind.isin(TRAFFIC_KINDS)]

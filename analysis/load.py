@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,15 @@ class RunData:
     events: pd.DataFrame
     resources: pd.DataFrame
     metrics: pd.DataFrame
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
+                                  kw_only=True)
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """`compute()` once per loaded run: the fault, consistency and trend figures are asked
+        for by several thresholds, the report and the charts."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def table(self, name: str) -> pd.DataFrame:
         frame: pd.DataFrame = getattr(self, name)

@@ -100,6 +100,12 @@ def rss_per_second(run: RunData, roles: tuple[str, ...]) -> pd.DataFrame:
 
 
 def memory_trends(run: RunData) -> list[Trend]:
+    """Memoised per run (see RunData.memo); computed by _memory_trends."""
+    result: list[Trend] = run.memo("trends.memory", lambda: _memory_trends(run))
+    return result
+
+
+def _memory_trends(run: RunData) -> list[Trend]:
     """RSS trend per target role (instances and children summed) and of the harness."""
     per_second = settled(_judged(run, rss_per_second(run, (*TARGET_ROLES, "harness"))))
     found = []
