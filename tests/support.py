@@ -65,7 +65,10 @@ def running_stack(tag: str, **options: object) -> Iterator[RunningStack]:
         try:
             local.down(run_dir)
         finally:
-            shutil.rmtree(run_dir, ignore_errors=True)
+            # NOVA_TEST_KEEP_STACKS=1 keeps the stack's folder (service and server logs) for a
+            # post-mortem of a failed integration test.
+            if not os.environ.get("NOVA_TEST_KEEP_STACKS"):
+                shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @contextmanager

@@ -44,6 +44,11 @@ def client_frame(opcode: int, payload: bytes) -> bytes:
     return header + key + _mask(payload, key)
 
 
+class ProtocolViolation(OSError):
+    """The server sent bytes that are not a valid frame (RFC 6455 §5.2: fail the connection).
+    An OSError, so readers treat it like a broken socket: the viewer drops and reconnects."""
+
+
 class FrameParser:
     """Incremental parser of server frames; answers pings and acknowledges close through
     `send(opcode, payload)`."""
@@ -60,6 +65,10 @@ class FrameParser:
         pos, end, out = 0, len(buf), []
         while end - pos >= 2:
             b0, b1 = buf[pos], buf[pos + 1]
+            # Reserved bits (no extension is negotiated), a masked server frame or a fragmented
+            # control frame: e.g. an HTTP error page written into the stream after the upgrade.
+            if b0 & 0x70 or b1 & 0x80 or (b0 & 0x08 and not b0 & 0x80):
+                raise ProtocolViolation(f"invalid frame header {buf[pos:pos + 2]!r}")
             length, header = b1 & 0x7F, 2
             if length == 126:
                 header = 4

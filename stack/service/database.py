@@ -28,6 +28,8 @@ _DOWN_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.ReadOnlySQLTransactionError,
+    # During a failover no listed host is a primary yet.
+    asyncpg.TargetServerAttributeNotMatched,
 )
 
 

@@ -57,6 +57,13 @@ async def viewer_socket(request: web.Request) -> web.WebSocketResponse:
         row.id, viewer.viewer_id, viewer.session_id, svc.settings.instance_id, utcnow())))
     try:
         await _serve(svc, viewer)
+    except ConnectionError:
+        pass  # the client went away while we were writing to it
+    except Exception:
+        # After the upgrade an HTTP 500 would be written into the WebSocket stream and leave
+        # the client holding a socket nobody serves: close it with 1011 so it reconnects.
+        log.exception("viewer socket of stream %s failed", viewer.stream_id)
+        await ws.close(code=1011, message=b"internal error")
     finally:
         await svc.hub.leave(viewer)
         svc.spawn(svc.best_effort(svc.db.close_viewer_sessions([viewer.session_id], utcnow())))

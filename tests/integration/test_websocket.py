@@ -12,6 +12,7 @@ import pytest
 import websocket
 
 from harness.probe import ViewerProbe
+from harness.users.wsfast import FastSocket
 from tests.support import RunningStack, extra_instance, publish_form, wait_for
 
 
@@ -122,6 +123,27 @@ def test_viewer_counts_are_coalesced(stack: RunningStack, new_stream: dict[str, 
     assert total == 21
     for probe in crowd:
         probe.close()
+
+
+def test_counts_are_right_after_many_leave_at_once(
+        stack: RunningStack, api: httpx.Client, new_stream: dict[str, Any]) -> None:
+    """A crowd on two instances that disconnects in the same instant, as the harness's soak
+    cycles do (close frame, then the socket): every leave is counted, none is overwritten by
+    an earlier, slower write."""
+    sid = str(new_stream["id"])
+    httpx.post(f"{stack.api}/api/v1/streams/auth", data=publish_form(new_stream["rtmp_key"]))
+    token = stack.minter.mint()
+    watcher = ViewerProbe(ws_url(stack.instance_url("api-1"), sid, token)).connect()
+    urls = [ws_url(stack.instance_url(name), sid, token) for name in ("api-1", "api-2")]
+    for _ in range(5):
+        crowd = [FastSocket(urls[n % 2], []) for n in range(40)]
+        for sock in crowd:
+            sock.connect()
+        assert wait_for(lambda: last_count(watcher) == 41, 5.0), last_count(watcher)
+        for sock in crowd:
+            sock.close()
+        assert wait_for(lambda: last_count(watcher) == 1, 5.0), last_count(watcher)
+        assert api.get(f"/api/v1/streams/{sid}").json()["viewer_count"] == 1
 
 
 def test_get_stream_info_round_trip(stack: RunningStack, new_stream: dict[str, Any]) -> None:

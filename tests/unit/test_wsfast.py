@@ -6,12 +6,16 @@ from __future__ import annotations
 import socket
 import threading
 
+import pytest
+
 from harness.users.wsfast import (
     OP_CLOSE,
     OP_PING,
     OP_PONG,
     OP_TEXT,
     FastSocket,
+    FrameParser,
+    ProtocolViolation,
     _mask,
     client_frame,
 )
@@ -79,3 +83,15 @@ def test_client_frames_are_masked() -> None:
     assert frame[0] == 0x81 and frame[1] == 0x80 | 5
     assert _mask(frame[6:], frame[2:6]) == b"hello"
     assert OP_PING != OP_PONG
+
+
+@pytest.mark.parametrize("garbage", [
+    b"HTTP/1.1 500 Internal Server Error\r\n\r\n",   # an error page after the upgrade
+    bytes((0x81, 0x85)) + b"mask" + b"hello",            # a masked server frame
+    bytes((0x09, 0x00)),                                 # a fragmented ping
+])
+def test_bytes_that_are_not_frames_fail_the_connection(garbage: bytes) -> None:
+    parser = FrameParser(lambda opcode, payload: None)
+    assert parser.feed(server_frame(OP_TEXT, b"fine")) == [(OP_TEXT, b"fine")]
+    with pytest.raises(ProtocolViolation):
+        parser.feed(garbage)
