@@ -105,7 +105,11 @@ def _viewers(run: RunData, start: float, end: float) -> tuple[int, int, int, lis
     events, samples = run.events, run.samples
     drops = events[(events.type == "viewer_dropped") & (events.ts >= start) &
                    (events.ts < end + DROP_GRACE_S)]
-    users = set(drops.user.dropna())
+    # A viewer that then learned its stream had ended (a reconnect refused 410) has nothing
+    # to come back to: the stream's end, not the fault, closed it.
+    ended = events[(events.type == "stream_ended_seen") & (events.detail == "http_410") &
+                   (events.ts >= start)]
+    users = set(drops.user.dropna()) - set(ended.user.dropna())
     nan = float("nan")
     if not users:
         return 0, 0, 0, [nan, nan, nan]

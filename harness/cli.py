@@ -330,7 +330,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def _add_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", help="total run length, e.g. 2m (re-sizes load.hold)")
-    parser.add_argument("--viewers-per-stream", type=int)
+    parser.add_argument("--viewers-per-stream", type=int,
+                        help="WebSocket viewers on each stream (viewers.per_stream)")
     parser.add_argument("--streams", type=int, help="number of streams")
     parser.add_argument("--target", help="API base URL of a deployed target (not the local stack)")
     parser.add_argument("--profile", help="nova-doc, nova-served or a profile YAML path")
@@ -360,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run a streaming-replica PostgreSQL standby (for failover)")
     p.add_argument("--restart", default="always", choices=["always", "never"],
                    help="restart a service instance that dies (default always)")
-    p.add_argument("--jwt-algorithm", default="HS256", choices=["HS256", "RS256"])
+    p.add_argument("--jwt-algorithm", default="HS256", choices=["HS256", "RS256"],
+                   help="how the service verifies tokens (default HS256)")
     for part in ("api", "http", "rtmp", "postgres", "redis"):
         p.add_argument(f"--{part}-port", type=int, default=0,
                        help=f"fixed {part} port on 127.0.0.1 (default: a free one)")
@@ -378,14 +380,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = stack.add_parser("status", help="endpoints and roles (exit 4 when not ready)")
     _add_run_dir(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the status document as JSON")
     p.set_defaults(func=cmd_stack_status)
 
     p = stack.add_parser("logs", help="print a role's log (supervisor, postgres, api-1, …)")
     _add_run_dir(p)
-    p.add_argument("role", nargs="?", default="supervisor")
-    p.add_argument("-n", "--lines", type=int, default=50)
-    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("role", nargs="?", default="supervisor",
+                   help="whose log: supervisor (default), api-1, postgres, redis, nginx, …")
+    p.add_argument("-n", "--lines", type=int, default=50, help="last lines shown (default 50)")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     p.set_defaults(func=cmd_stack_logs)
 
     ctl_help = {"start": "start one role of the running stack",
@@ -396,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     for op, text in ctl_help.items():
         p = stack.add_parser(op, help=text)
         _add_run_dir(p)
-        p.add_argument("role")
+        p.add_argument("role", help="a role name from `stack status` (e.g. redis, api-1)")
         p.set_defaults(func=cmd_stack_ctl, op=op)
 
     p = sub.add_parser("token", help="print a valid bearer token")
@@ -411,18 +414,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_token)
 
     p = sub.add_parser("validate", help="check scenario files; every problem at once (exit 2)")
-    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("files", nargs="+", type=Path, help="scenario YAML files")
     _add_overrides(p)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("run", help="run a scenario and leave results/<run-id>/")
-    p.add_argument("scenario", type=Path)
+    p.add_argument("scenario", type=Path, help="scenario YAML (scenarios/*.yaml)")
     _add_run_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("soak", help="run a soak scenario (hours; interim verdicts, status.json)"
                                     " or --resume one that died")
-    p.add_argument("scenario", type=Path, nargs="?")
+    p.add_argument("scenario", type=Path, nargs="?",
+                   help="soak scenario YAML (e.g. scenarios/soak-4h.yaml); not with --resume")
     p.add_argument("--resume", type=Path, metavar="RESULTS_DIR",
                    help="continue this aborted or killed soak into the same folder")
     _add_run_options(p)
@@ -450,7 +454,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 def _add_analysis_commands(sub: Any) -> None:
     """analyze, compare, worker, check and smoke."""
     p = sub.add_parser("analyze", help="judge a results folder again (verdict, charts, reports)")
-    p.add_argument("results_dir", type=Path)
+    p.add_argument("results_dir", type=Path, help="a results/<run-id>/ folder")
     p.add_argument("--thresholds", type=Path,
                    help="threshold file (default: the scenario's, else checklist-staging)")
     p.add_argument("--interim", action="store_true",
@@ -459,8 +463,8 @@ def _add_analysis_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("compare", help="latencies significantly worse in CANDIDATE (exit 1)")
-    p.add_argument("baseline", type=Path)
-    p.add_argument("candidate", type=Path)
+    p.add_argument("baseline", type=Path, help="results folder of the reference run")
+    p.add_argument("candidate", type=Path, help="results folder of the run under judgement")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("worker", help="join a run's master as a Locust worker")
@@ -491,7 +495,7 @@ def _add_analysis_commands(sub: Any) -> None:
 
     p = sub.add_parser("smoke", help="broadcast + viewer smoke against the running local stack")
     _add_run_dir(p)
-    p.add_argument("--viewers", type=int, default=3)
+    p.add_argument("--viewers", type=int, default=3, help="WebSocket viewers (default 3)")
     p.add_argument("--seconds", type=float, default=6.0, help="how long to publish")
     p.set_defaults(func=cmd_smoke)
 

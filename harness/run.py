@@ -23,7 +23,7 @@ import gevent
 import psutil
 from locust.env import Environment
 
-from harness import __version__
+from harness import __version__, memtrace
 from harness.audit import StreamAudit
 from harness.chaos import ChaosRunner, Occurrence, check_experiments, describe, plan
 from harness.errors import InputError, TargetUnreachable
@@ -96,8 +96,15 @@ class Run:
         self.options = options
         self.scenario, self.profile = load_scenario(options.scenario_path,
                                                     dict(options.overrides))
+        problems = []
         if options.workers < 0 or options.workers > 32:
-            raise InputError([f"--workers {options.workers}: must be between 0 and 32"])
+            problems.append(f"--workers {options.workers}: must be between 0 and 32")
+        try:
+            self.trace_memory_s = memtrace.interval_from_env()
+        except InputError as exc:
+            problems += exc.problems
+        if problems:
+            raise InputError(problems)
         self.run_id = new_run_id(self.scenario.name)
         self.results_dir = options.results_root / self.run_id
         if options.resume is not None:
@@ -253,6 +260,8 @@ class Run:
             gap = self.options.resume.gaps[-1]
             self.ctx.event("run_resumed", value=gap["end"] - gap["start"])
         tune_gc()
+        trace = memtrace.MemoryTrace(self.results_dir / "logs" / "memory-trace.log",
+                                     self.trace_memory_s) if self.trace_memory_s else None
         self.watch = SelfWatch(self.ctx)
         self.monitors = self._monitors(endpoints)
         self.fleet: Fleet | None = None
@@ -260,6 +269,8 @@ class Run:
         try:
             self._install_signals()
             self.watch.start()
+            if trace is not None:
+                trace.start()
             for monitor in self.monitors:
                 monitor.start()
             flusher = gevent.spawn(self._flush_loop)
@@ -274,6 +285,8 @@ class Run:
                 self.fleet.stop_all()
             self._stop_workers()
             self.watch.stop()
+            if trace is not None:
+                trace.stop()
             for monitor in self.monitors:
                 monitor.stop()
             self.recorder.close()

@@ -19,6 +19,8 @@ from locust import User, constant, task
 from harness.users.context import UserContext
 
 LATE_AFTER_S = 0.05
+# Streams this client created and may get or delete later; older ones are forgotten.
+MAX_REMEMBERED_STREAMS = 1000
 
 
 class ApiOperations:
@@ -86,6 +88,8 @@ class ApiOperations:
                 created_id = self.profile.stream_field(json.loads(content), "id")
                 if created_id:
                     self.created.append(str(created_id))
+                    if len(self.created) > MAX_REMEMBERED_STREAMS:  # a mix without deletes
+                        del self.created[0]
         except (OSError, gevent.Timeout, ValueError) as exc:
             error = type(exc).__name__
         latency_ms = (time.time() - started) * 1000

@@ -44,7 +44,6 @@ class HlsPlayer:
         self.playlist_path = url.request_uri
         self.greenlet: gevent.Greenlet[Any, Any] | None = None
         self.fetched: set[str] = set()
-        self.first_seen: dict[str, float] = {}
 
     def start(self) -> None:
         if self.greenlet is None:
@@ -115,9 +114,9 @@ class HlsPlayer:
     def _fetch_new(self, segments: list[Segment], first: bool) -> float:
         """Fetch segments not yet played; the first time only the newest three (players start
         three target durations from the live edge, or every segment boundary is a stall)."""
-        now = time.time()
-        for segment in segments:
-            self.first_seen.setdefault(segment.uri, now)
+        # Only the playlist's current segments are remembered: a segment that slid out of the
+        # live window never comes back, and a four-hour soak must not keep every name.
+        self.fetched.intersection_update(s.uri for s in segments)
         todo = [s for s in segments if s.uri not in self.fetched]
         if first:
             self.fetched.update(s.uri for s in todo[:-START_SEGMENTS])

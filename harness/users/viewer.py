@@ -143,6 +143,11 @@ class ViewerConnection:
             self._connect_failed(started, exc.status, f"HTTP {exc.status}")
             if exc.status == 410:
                 self.stream_ended = True  # nothing to reconnect to
+                if dropped_at is not None:
+                    # The socket broke as the stream ended: a TCP reset can discard the
+                    # `stream_ended` frame unread, and the refusal is how this viewer learns.
+                    self.ctx.event("stream_ended_seen", self.stream.id, self.user,
+                                   detail="http_410")
             return False
         except OSError as exc:
             self._connect_failed(started, None, type(exc).__name__)

@@ -128,7 +128,10 @@ def check_rtmp(folder: Path, fault: dict[str, Any]) -> None:
     assert len(cut) == 1 and fault["broadcaster_interruptions"] == 1
     ended = events[(events.type == "stream_ended_seen") & (events.stream == cut.stream.iloc[0])
                    & (events.ts < fault["end"])]
-    assert ended.user.nunique() == 10 and set(ended.detail) == {"connection_lost"}
+    # Usually all ten read `stream_ended` (connection_lost); a viewer whose socket was reset
+    # as the server closed it learns the end from the refused reconnect (http_410).
+    assert ended.user.nunique() == 10 and "connection_lost" in set(ended.detail)
+    assert set(ended.detail) <= {"connection_lost", "http_410"}
     samples = read_table(folder, "samples")
     retry = samples[(samples.kind == "rtmp_publish") & (samples.name == "reconnect")]
     assert len(retry) == 1 and not retry.ok.iloc[0], "an ended stream's key is refused"

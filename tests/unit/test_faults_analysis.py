@@ -28,13 +28,16 @@ def _errors_until(recover_at_s: float) -> list[tuple[Any, ...]]:
     return rows
 
 
-def _events(dropped: int, back_after_s: float | None) -> tuple[list[tuple[Any, ...]],
-                                                              list[tuple[Any, ...]]]:
+def _events(dropped: int, back_after_s: float | None,
+            stream_ended: int = 0) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     events: list[tuple[Any, ...]] = []
     samples: list[tuple[Any, ...]] = []
     for i in range(dropped):
         user = f"v{i}"
         events.append((START + 41.0, "viewer_dropped", "s1", user, None, None))
+        if i < stream_ended:  # its reconnect was refused: the stream had ended
+            events.append((START + 41.5, "stream_ended_seen", "s1", user, None, "http_410"))
+            continue
         if back_after_s is not None:
             samples.append((START + 41.0, START + 41.0, "ws_reconnect", "reconnect",
                             back_after_s * 1000, True, None, None, 0, "local", user, "s1"))
@@ -52,8 +55,8 @@ def _writes(acked: int, lost: int) -> list[tuple[Any, ...]]:
 
 def make_run(tmp_path: Path, recover_at_s: float, dropped: int = 0,
              back_after_s: float | None = None, lost: int = 0,
-             with_fault: bool = True) -> Path:
-    events, reconnects = _events(dropped, back_after_s)
+             with_fault: bool = True, stream_ended: int = 0) -> Path:
+    events, reconnects = _events(dropped, back_after_s, stream_ended)
     document = manifest(faults=[FAULT] if with_fault else [])
     return write_run(tmp_path / "run", _errors_until(recover_at_s) + reconnects, document,
                      events + _writes(30, lost))
@@ -89,6 +92,12 @@ def test_viewers_dropped_and_back(tmp_path: Path) -> None:
     assert faults.derived(slow, "viewers_back_within_30s_ratio").value == 0.0
     gone = load_run(make_run(tmp_path / "gone", 50.0, dropped=4, back_after_s=None))
     assert faults.figures(gone)[0].viewers_never_back == 4
+    # One of four found its stream ended (reconnect refused 410): not a viewer lost to the
+    # fault, so three dropped, all back.
+    ended = load_run(make_run(tmp_path / "ended", 50.0, dropped=4, back_after_s=3.0,
+                              stream_ended=1))
+    figure = faults.figures(ended)[0]
+    assert (figure.viewers_dropped, figure.viewers_never_back) == (3, 0)
 
 
 def test_lost_writes_are_counted(tmp_path: Path) -> None:
