@@ -16,6 +16,7 @@ from typing import Any
 
 import gevent
 import psutil
+import pyarrow as pa
 
 from harness.errors import InputError
 
@@ -80,8 +81,9 @@ class MemoryTrace:
         pause_ms = (time.perf_counter() - started) * 1000
         lines = [f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} RSS "
                  f"{self.process.memory_info().rss / 1e6:.1f} MB, traced "
-                 f"{traced_bytes / 1e6:.1f} MB (peak {peak_bytes / 1e6:.1f}), snapshot "
-                 f"{pause_ms:.0f} ms"]
+                 f"{traced_bytes / 1e6:.1f} MB (peak {peak_bytes / 1e6:.1f}), Arrow "
+                 f"{pa.total_allocated_bytes() / 1e6:.1f} MB "
+                 f"({pa.default_memory_pool().backend_name}), snapshot {pause_ms:.0f} ms"]
         lines += [f"  {stat.size_diff / 1e3:+10.1f} kB {stat.count_diff:+8d} blocks  "
                   f"{stat.traceback}" for stat in growth]
         self._write("\n".join(lines) + "\n")
