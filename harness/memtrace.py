@@ -81,7 +81,8 @@ class MemoryTrace:
         pause_ms = (time.perf_counter() - started) * 1000
         lines = [f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} RSS "
                  f"{self.process.memory_info().rss / 1e6:.1f} MB, traced "
-                 f"{traced_bytes / 1e6:.1f} MB (peak {peak_bytes / 1e6:.1f}), Arrow "
+                 f"{traced_bytes / 1e6:.1f} MB (peak {peak_bytes / 1e6:.1f}; tracing itself "
+                 f"{tracemalloc.get_tracemalloc_memory() / 1e6:.1f} MB), Arrow "
                  f"{pa.total_allocated_bytes() / 1e6:.1f} MB "
                  f"({pa.default_memory_pool().backend_name}), snapshot {pause_ms:.0f} ms"]
         lines += [f"  {stat.size_diff / 1e3:+10.1f} kB {stat.count_diff:+8d} blocks  "
