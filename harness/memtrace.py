@@ -1,10 +1,10 @@
 """Opt-in diagnosis of the generator's own memory growth (docs/soak.md): with
 `NOVA_TRACE_MEMORY=SECONDS` set, every SECONDS the run writes to `logs/memory-trace.log` its
-RSS, the Python heap tracemalloc sees, and the source lines whose allocations grew most since
-the first snapshot. tracemalloc slows allocation-heavy code and each snapshot pauses the event
-loop, so a traced run's latencies are not to be judged; it answers "what grows", not "how fast".
-RSS growing while the traced heap stays flat points below Python (Arrow buffers, allocator
-fragmentation)."""
+RSS, the Python heap tracemalloc sees (and tracemalloc's own overhead), Arrow's allocated bytes,
+and the source lines whose allocations grew most since the first snapshot. tracemalloc slows
+allocation-heavy code and each snapshot pauses the event loop, so a traced run's latencies are
+not to be judged; it answers "what grows", not "how fast". RSS growing while the traced heap and
+Arrow stay flat points at the allocator (fragmentation, arenas)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ class MemoryTrace:
             [tracemalloc.Filter(False, tracemalloc.__file__)])
 
     def write_once(self) -> None:
-        """One entry: RSS, traced heap, and the lines that grew most since the start."""
+        """One entry: RSS, traced heap, Arrow, and the lines that grew most since the start."""
         assert self.first is not None
         started = time.perf_counter()
         snapshot = self._snapshot()

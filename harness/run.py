@@ -96,15 +96,16 @@ class Run:
         self.options = options
         self.scenario, self.profile = load_scenario(options.scenario_path,
                                                     dict(options.overrides))
-        problems = []
+        problems, hint = [], None
         if options.workers < 0 or options.workers > 32:
             problems.append(f"--workers {options.workers}: must be between 0 and 32")
         try:
             self.trace_memory_s = memtrace.interval_from_env()
         except InputError as exc:
             problems += exc.problems
+            hint = exc.hint
         if problems:
-            raise InputError(problems)
+            raise InputError(problems, hint)
         self.run_id = new_run_id(self.scenario.name)
         self.results_dir = options.results_root / self.run_id
         if options.resume is not None:
