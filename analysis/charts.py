@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 import matplotlib
-import pandas as pd
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -21,6 +21,7 @@ from analysis import faults as fault_figures
 from analysis import trends as trend_figures
 from analysis.judge import Result, Verdict
 from analysis.load import RunData
+from analysis.memory import role_memory
 from analysis.metrics import (
     TARGET_ROLES,
     connected_series,
@@ -319,21 +320,22 @@ def soak(run: RunData, path: Path) -> Path:
     connect/disconnect cycles shaded."""
     fig, (mem, harness, lat) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
     found = {t.name: t for t in trend_figures.memory_trends(run)}
-    per_second = trend_figures.rss_per_second(run, (*TARGET_ROLES, "harness"))
-    for role, group in per_second.groupby("role"):
+    memory = role_memory(run.resources, (*TARGET_ROLES, "harness"))
+    for role, group in memory.groupby("role"):
         ax = harness if role == "harness" else mem
         minutes = (group.ts - run.start_s) / 60
-        line = ax.plot(minutes, group.rss_bytes / 2**20, linewidth=0.8, label=str(role))[0]
+        label = f"{role} ({group.measure.iloc[0].upper()})"
+        line = ax.plot(minutes, group.memory_bytes / 2**20, linewidth=0.8, label=label)[0]
         fitted = found.get(str(role))
         if fitted is not None:
-            _trend_line(ax, run, group, fitted, line.get_color())
+            _trend_line(ax, run, fitted, line.get_color())
     width = trend_figures.bucket_s(run)
     frame = latency_series(run, "ws_rtt", width)
     for column, style in (("p50", ":"), ("p95", "-"), ("p99", "--")):
         if not frame.empty:
             lat.plot(frame.t_s / 60, frame[column], style, label=f"round trip {column}")
     mem.set_title("Soak: target memory per role, with Theil-Sen trend (dashed) and its band")
-    mem.set_ylabel("RSS (MiB)")
+    mem.set_ylabel("MiB (summed PSS or RSS)")
     harness.set_title("The load generator's own memory")
     harness.set_ylabel("RSS (MiB)")
     lat.set_title(f"Round-trip latency per {width:.0f} s")
@@ -345,13 +347,11 @@ def soak(run: RunData, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _trend_line(ax: Axes, run: RunData, group: pd.DataFrame, fitted: Trend,
-                colour: str) -> None:
-    """The fitted slope from the settled series' median, with the slope interval as a band."""
-    settled = trend_figures.settled(group)
-    t0 = float(settled.ts.min())
-    hours = (settled.ts.to_numpy() - t0) / 3600
-    minutes = (settled.ts.to_numpy() - run.start_s) / 60
+def _trend_line(ax: Axes, run: RunData, fitted: Trend, colour: str) -> None:
+    """The fitted slope from its baseline over the span it was fitted on, with the slope
+    interval as a band."""
+    hours = np.linspace(0.0, fitted.duration_h, 50)
+    minutes = (fitted.start_s - run.start_s) / 60 + hours * 60
     base = fitted.baseline / 2**20
     ax.plot(minutes, base + fitted.slope_per_h * hours / 2**20, "--", color=colour)
     if fitted.low_per_h is not None and fitted.high_per_h is not None:

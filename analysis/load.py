@@ -51,6 +51,7 @@ def read_table(results_dir: Path, name: str) -> pd.DataFrame:
         tables = [pq.read_table(f, read_dictionary=text) for f in table_files(results_dir / name)]
     except FileNotFoundError:  # a running soak compacted parts meanwhile: list them again
         tables = [pq.read_table(f, read_dictionary=text) for f in table_files(results_dir / name)]
+    tables = [_with_all_columns(table, schema) for table in tables]
     if not tables:
         frame: pd.DataFrame = schema.empty_table().to_pandas()
         for column in text:
@@ -58,6 +59,14 @@ def read_table(results_dir: Path, name: str) -> pd.DataFrame:
         return frame
     frame = pa.concat_tables(tables).to_pandas()
     return frame
+
+
+def _with_all_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A part from an older schema version, with the columns added since as nulls."""
+    for column in schema:
+        if column.name not in table.column_names:
+            table = table.append_column(column, pa.nulls(len(table), column.type))
+    return table.select(schema.names)
 
 
 def read_manifest(results_dir: Path) -> dict[str, Any]:

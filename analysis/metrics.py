@@ -15,6 +15,7 @@ from analysis.counts import count_matches, observed_counts
 from analysis.faults import FAULT_METRICS
 from analysis.faults import derived as fault_derived
 from analysis.load import RunData, phase_mask
+from analysis.memory import memory_by_second
 from analysis.stats import Estimate, percentile, ratio
 from analysis.trends import TREND_METRICS
 from analysis.trends import derived as trend_derived
@@ -126,15 +127,21 @@ TARGET_ROLES = ("api", "postgres", "postgres-standby", "redis", "nginx")
 
 def role_shares(run: RunData) -> pd.DataFrame:
     """Per whole second and role (the host's `system` row left out): CPU as a share of the
-    target host's cores, RSS as a share of its memory (NaN when the memory is unknown)."""
+    target host's cores, memory (analysis/memory.py: summed PSS where recorded, else RSS) as a
+    share of its memory (NaN when the memory is unknown)."""
     host = target_host(run)
     cpus, memory = float(host.get("cpus") or 1), float(host.get("memory_bytes") or 0)
     frame = run.resources[run.resources.role != "system"]
+    frame = frame.assign(role=frame.role.astype(str))
     # Sample times differ slightly per process: bucket to whole seconds.
     grouped = frame.groupby([frame.ts.round(0).rename("second"), frame.role])
-    shares = pd.DataFrame({"cpu_share": grouped.cpu_pct.sum() / (100 * cpus),
-                           "mem_share": grouped.rss_bytes.sum() / memory if memory else np.nan})
-    return shares.reset_index()
+    shares = (grouped.cpu_pct.sum() / (100 * cpus)).rename("cpu_share").reset_index()
+    wide = memory_by_second(frame, sorted(set(frame.role))) if memory else pd.DataFrame()
+    if wide.empty:
+        return shares.assign(mem_share=np.nan)
+    used = (wide / memory).rename_axis(index="second").reset_index().melt(
+        id_vars="second", var_name="role", value_name="mem_share")
+    return shares.merge(used, on=["second", "role"], how="left")
 
 
 def _resource_share(run: RunData, name: str) -> Estimate:
@@ -166,7 +173,8 @@ BASELINE_S = 5.0
 
 def _memory_baseline(run: RunData) -> Estimate:
     """Median over the first BASELINE_S seconds of the api role's RSS, instances summed per
-    second: the service as the run found it, before the ramp had added many viewers."""
+    second: the service as the run found it, before the ramp had added many viewers. RSS, not
+    PSS: the checklist's "≈ 256 MB" is what `ps` and `top` show for the service."""
     frame = run.resources[(run.resources.role == "api") &
                           (run.resources.ts < run.start_s + BASELINE_S)]
     if frame.empty:

@@ -5,11 +5,15 @@ confidence interval, significance is Mann-Kendall. A trend's *growth share* is i
 the judged duration over the series' baseline — reported as 0 when the trend is not
 significant, so a threshold's limit on it is the minimum effect (5 % by default in the files).
 
-Also: memory before and after each connect/disconnect cycle, the harness's own memory slope,
-and the time the database spent at its connection limit."""
+Memory is each role's summed PSS where the monitor recorded it, else its summed RSS
+(analysis/memory.py). Also: memory before and after each connect/disconnect cycle, the
+harness's own memory slope (over its longest uninterrupted process: a resumed run is a new
+process with its own level and warm-up), and the time the database spent at its connection
+limit."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -17,15 +21,15 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import RunData, phase_mask
+from analysis.memory import role_memory
 from analysis.stats import Estimate, mann_kendall_p, ratio, theil_sen
 
 ALPHA = 0.05
 MIN_BUCKETS = 8
 BUCKET_TARGET = 120  # buckets per run: enough for the tests, few enough to de-correlate
 BASELINE_SHARE = 0.1
-# Memory settles before it can leak: caches and pools fill, PostgreSQL backends touch their
-# shared buffers (summed RSS counts shared pages once per backend). The first part of the
-# judged span is left out of the trend: 20 %, at most 15 minutes.
+# Memory settles before it can leak: caches and pools fill, allocators reach their working
+# size. The first part of the judged span is left out of the trend: 20 %, at most 15 minutes.
 SETTLE_SHARE, SETTLE_MAX_S = 0.2, 900.0
 CYCLE_WINDOW_S = 15.0
 CYCLE_TOLERANCE = 0.10
@@ -47,6 +51,7 @@ class Trend:
     baseline: float
     duration_h: float
     n: int
+    start_s: float  # the first bucket (epoch seconds): the fit spans start_s .. + duration_h
 
     @property
     def significant(self) -> bool:
@@ -78,7 +83,7 @@ def trend(name: str, ts: pd.Series, values: pd.Series, width_s: float) -> Trend 
     slope = theil_sen(hours, y)
     head = max(1, int(len(y) * BASELINE_SHARE))
     return Trend(name, slope.value, slope.low, slope.high, mann_kendall_p(y),
-                 float(np.median(y[:head])), float(hours[-1]), len(y))
+                 float(np.median(y[:head])), float(hours[-1]), len(y), float(buckets.index[0]))
 
 
 def _judged(run: RunData, frame: pd.DataFrame) -> pd.DataFrame:
@@ -93,10 +98,12 @@ def settled(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame.ts >= first + min(SETTLE_SHARE * (last - first), SETTLE_MAX_S)]
 
 
-def rss_per_second(run: RunData, roles: tuple[str, ...]) -> pd.DataFrame:
-    frame = run.resources[run.resources.role.isin(roles)]
-    per_second = frame.groupby([frame.ts.round(0), "role"]).rss_bytes.sum().reset_index()
-    return per_second
+def segments(run: RunData, frame: pd.DataFrame) -> list[pd.DataFrame]:
+    """`frame` cut at every recorded gap (a killed run and its resumption)."""
+    cuts = sorted(float(p["start"]) for p in run.phases() if p["name"] == "gap")
+    edges = [-math.inf, *cuts, math.inf]
+    return [frame[(frame.ts >= low) & (frame.ts < high)]
+            for low, high in itertools.pairwise(edges)]
 
 
 def memory_trends(run: RunData) -> list[Trend]:
@@ -106,14 +113,25 @@ def memory_trends(run: RunData) -> list[Trend]:
 
 
 def _memory_trends(run: RunData) -> list[Trend]:
-    """RSS trend per target role (instances and children summed) and of the harness."""
-    per_second = settled(_judged(run, rss_per_second(run, (*TARGET_ROLES, "harness"))))
+    """Memory trend per target role (instances and children summed) and of the harness."""
+    memory = settled(_judged(run, role_memory(run.resources, TARGET_ROLES)))
     found = []
-    for role, group in per_second.groupby("role"):
-        found_trend = trend(str(role), group.ts, group.rss_bytes.astype(float), bucket_s(run))
+    for role, group in memory.groupby("role"):
+        found_trend = trend(str(role), group.ts, group.memory_bytes, bucket_s(run))
         if found_trend is not None:
             found.append(found_trend)
-    return found
+    harness = _harness_trend(run)
+    return found if harness is None else [*found, harness]
+
+
+def _harness_trend(run: RunData) -> Trend | None:
+    """The generator's trend over its longest segment, that segment settled on its own."""
+    memory = _judged(run, role_memory(run.resources, ("harness",)))
+    parts = [settled(part) for part in segments(run, memory) if not part.empty]
+    if not parts:
+        return None
+    longest = max(parts, key=lambda part: float(part.ts.max() - part.ts.min()))
+    return trend("harness", longest.ts, longest.memory_bytes, bucket_s(run))
 
 
 def latency_trend(run: RunData, kind: str = "ws_rtt") -> Trend | None:
@@ -142,19 +160,20 @@ class Cycle:
 
 
 def cycles(run: RunData, role: str = "api") -> list[Cycle]:
-    """Each complete connect/hold/disconnect/idle cycle with the role's median RSS in the
+    """Each complete connect/hold/disconnect/idle cycle with the role's median memory in the
     CYCLE_WINDOW_S before it began and at the end of its idle time."""
     events = run.events
     starts = events[events.type == "cycle_started"]
     ends = events[events.type == "cycle_idle_end"]
-    rss = rss_per_second(run, (role,))
+    memory = role_memory(run.resources, (role,))
     found = []
     for number, start in zip(starts.value.to_numpy(), starts.ts.to_numpy(), strict=True):
         end = ends[ends.value == number].ts
         if end.empty:
             continue  # the run ended inside this cycle
-        before = rss[(rss.ts >= start - CYCLE_WINDOW_S) & (rss.ts < start)].rss_bytes
-        after = rss[(rss.ts >= end.iloc[0] - CYCLE_WINDOW_S) & (rss.ts <= end.iloc[0])].rss_bytes
+        before = memory[(memory.ts >= start - CYCLE_WINDOW_S) & (memory.ts < start)].memory_bytes
+        after = memory[(memory.ts >= end.iloc[0] - CYCLE_WINDOW_S) &
+                       (memory.ts <= end.iloc[0])].memory_bytes
         if before.empty or after.empty:
             continue
         found.append(Cycle(int(number), float(start), float(end.iloc[0]),
@@ -163,14 +182,15 @@ def cycles(run: RunData, role: str = "api") -> list[Cycle]:
 
 
 TREND_METRICS = {
-    "memory_growth_share_max": "largest significant RSS growth over the run among the target's "
-                               "roles, as a share of its baseline (0 when no trend is "
-                               "significant)",
-    "cycle_memory_returned_ratio": "connect/disconnect cycles after which the service's RSS "
+    "memory_growth_share_max": "largest significant memory growth (summed PSS, or RSS where "
+                               "PSS was not recorded) over the run among the target's roles, "
+                               "as a share of its baseline (0 when no trend is significant)",
+    "cycle_memory_returned_ratio": "connect/disconnect cycles after which the service's memory "
                                    f"came back within {CYCLE_TOLERANCE:.0%} of its level before",
     "ws_rtt_drift_share": "significant growth of the round trip's p95 over the run, as a "
                           "share of its baseline (0 when not significant)",
-    "harness_memory_slope_mb_per_h": "the load generator's own RSS slope, MB per hour",
+    "harness_memory_slope_mb_per_h": "the load generator's own RSS slope, MB per hour (over "
+                                     "its longest uninterrupted process)",
     "db_connections_at_limit_s": f"seconds the database had ≥ {PG_LIMIT_SHARE:.0%} of "
                                  "max_connections in use",
 }

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from analysis.load import load_run
-from analysis.trends import memory_trends, rss_per_second, settled
+from analysis.memory import role_memory
+from analysis.trends import memory_trends, settled
 
 
 def folder_bytes(folder: Path) -> int:
@@ -25,12 +26,12 @@ def folder_bytes(folder: Path) -> int:
 def report(folder: Path) -> None:
     run = load_run(folder)
     hours = (run.end_s - run.start_s) / 3600
-    harness = settled(rss_per_second(run, ("harness",)))
+    harness = settled(role_memory(run.resources, ("harness",)))
     print(f"{folder.name}: {hours * 60:.1f} min, {len(run.samples) / (hours * 3600):.0f} "
           f"samples/s, {len(run.events) / (hours * 3600):.0f} events/s")
     if not harness.empty:
-        print(f"  harness RSS {harness.rss_bytes.iloc[0] / 1e6:.1f} MB → "
-              f"{harness.rss_bytes.iloc[-1] / 1e6:.1f} MB over the settled span")
+        print(f"  harness RSS {harness.memory_bytes.iloc[0] / 1e6:.1f} MB → "
+              f"{harness.memory_bytes.iloc[-1] / 1e6:.1f} MB over the settled span")
     for trend in memory_trends(run):
         low = "?" if trend.low_per_h is None else f"{trend.low_per_h / 1e6:.2f}"
         high = "?" if trend.high_per_h is None else f"{trend.high_per_h / 1e6:.2f}"

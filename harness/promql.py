@@ -15,7 +15,8 @@ from harness.monitor import PolledSource
 from harness.scenario import RESOURCE_FIELDS, PrometheusSpec
 from harness.users.context import RowSink
 
-INTEGER_FIELDS = frozenset({"rss_bytes", "read_bytes", "write_bytes", "num_fds", "num_conns"})
+INTEGER_FIELDS = frozenset({"rss_bytes", "read_bytes", "write_bytes", "num_fds", "num_conns",
+                            "pss_bytes"})
 
 
 class PrometheusSource(PolledSource):

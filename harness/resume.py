@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from harness.errors import InputError
+from harness.schema import RESULTS_SCHEMA_VERSION
 
 MIN_REMAINING_S = 60.0
 
@@ -62,6 +63,10 @@ def prepare_resume(results_dir: Path) -> Resume:
         raise InputError([f"--resume {results_dir}: no readable manifest.json ({exc})"]) \
             from None
     problems = []
+    if manifest.get("schema_version") != RESULTS_SCHEMA_VERSION:
+        problems.append(f"--resume {results_dir}: written in results format "
+                        f"{manifest.get('schema_version')}, this harness writes "
+                        f"{RESULTS_SCHEMA_VERSION}; `nova-harness analyze` still reads it")
     if manifest.get("status") == "completed":
         problems.append(f"--resume {results_dir}: that run completed; nothing to continue")
     if not manifest.get("stages"):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-RESULTS_SCHEMA_VERSION = 1
+# 2: resources gained pss_bytes (analysis still reads version 1 folders; resume refuses them)
+RESULTS_SCHEMA_VERSION = 2
 
 TABLES: dict[str, pa.Schema] = {
     "samples": pa.schema([
@@ -42,6 +43,9 @@ TABLES: dict[str, pa.Schema] = {
         ("write_bytes", pa.int64()),
         ("num_fds", pa.int64()),
         ("num_conns", pa.int64()),
+        # Proportional set size summed over the tree (each shared page divided among the
+        # processes mapping it): summed RSS counts PostgreSQL's shared buffers once per backend.
+        ("pss_bytes", pa.int64()),
     ]),
     "metrics": pa.schema([
         ("ts", pa.float64()),
@@ -55,7 +59,7 @@ TABLES: dict[str, pa.Schema] = {
 SampleRow = tuple[float, float, str, str, float, bool, int | None, str | None, int, str, str,
                   str | None]
 EventRow = tuple[float, str, str | None, str | None, float | None, str | None]
-ResourceRow = tuple[float, str, str, int | None, float, int, float, int, int, int, int]
+ResourceRow = tuple[float, str, str, int | None, float, int, float, int, int, int, int, int | None]
 MetricRow = tuple[float, str, str, str, float]
 
 # Values producers write into `samples.kind` and `events.type` (docs/results-format.md); a

@@ -66,7 +66,8 @@ class SelfWatch:
             except psutil.Error:
                 fds = -1
             self.ctx.sink.add("resources", (time.time(), host, "harness", self.proc.pid, cpu,
-                                            memory.rss, self.proc.memory_percent(), 0, 0, fds, 0))
+                                            memory.rss, self.proc.memory_percent(), 0, 0, fds, 0,
+                                            None))
             self.ctx.event("generator_loop_lag_ms", value=lag, detail=self.ctx.worker)
 
     def summary(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.record import Recorder, atomic_write_json
+from harness.schema import RESULTS_SCHEMA_VERSION
 
 START = 1_800_000_000.0
 
@@ -14,7 +15,7 @@ START = 1_800_000_000.0
 def manifest(duration_s: float = 100.0, viewers: int = 0, status: str = "completed",
              **extra: Any) -> dict[str, Any]:
     return {
-        "schema_version": 1, "run_id": "synthetic", "status": status,
+        "schema_version": RESULTS_SCHEMA_VERSION, "run_id": "synthetic", "status": status,
         "scenario": {"name": "synthetic", "load": {"warmup": 0.0}, "thresholds": None},
         "planned": {"viewers": viewers, "streams": 0, "duration_s": duration_s},
         "stages": [{"name": "hold", "start": START, "end": START + duration_s}],

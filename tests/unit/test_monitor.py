@@ -27,6 +27,49 @@ class ListSink:
         self.rows.append((table, row))
 
 
+SHARING = """
+import os, time
+block = bytearray(80_000_000)  # touched: resident in the parent
+for _ in range(3):
+    if os.fork() == 0:  # children share the block copy-on-write
+        for i in range(0, len(block), 4096):
+            _ = block[i]  # read every page: resident in the child too, still shared
+        time.sleep(60)
+        os._exit(0)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_pss_counts_shared_pages_once() -> None:
+    """Four processes sharing 80 MB: summed RSS ≈ 320 MB, summed PSS ≈ 80 MB."""
+    parent = subprocess.Popen([sys.executable, "-c", SHARING], stdout=subprocess.PIPE)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline() == b"ready\n"
+        def children_resident() -> bool:
+            kids = psutil.Process(parent.pid).children()
+            return len(kids) == 3 and all(k.memory_info().rss > 75_000_000 for k in kids)
+        deadline = time.monotonic() + 20
+        while not children_resident():
+            assert time.monotonic() < deadline, "children never touched the shared block"
+            time.sleep(0.05)
+        sink = ListSink()
+        sampler = ResourceSampler(sink, lambda: {"postgres": [parent.pid]})
+        sampler.sample_once()
+        sampler.sample_once()  # within PSS_INTERVAL_S: RSS only
+        first, second = [row for table, row in sink.rows if table == "resources"
+                         and row[2] == "postgres"]
+        rss_bytes, pss_bytes = first[5], first[11]
+        assert rss_bytes > 300_000_000
+        assert 75_000_000 < pss_bytes < 120_000_000
+        assert second[5] > 300_000_000 and second[11] is None
+    finally:
+        for child in psutil.Process(parent.pid).children():
+            child.kill()
+        parent.kill()
+        parent.wait()
+
+
 def test_children_are_summed_per_role() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; b = b\"x\" * 60_000_000; "
                               "time.sleep(30)"])

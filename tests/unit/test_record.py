@@ -85,6 +85,24 @@ def test_missing_table_reads_empty_with_columns(tmp_path: Path) -> None:
     assert frame.empty and "rss_bytes" in frame.columns
 
 
+def test_a_part_from_schema_1_reads_with_the_newer_columns(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from harness.schema import TABLES
+
+    older = pa.schema([f for f in TABLES["resources"] if f.name != "pss_bytes"])
+    (tmp_path / "resources").mkdir()
+    row = {name: [1] for name in older.names} | {"host": ["h"], "role": ["api"]}
+    pq.write_table(pa.table(row, schema=older), tmp_path / "resources" / "part-000001.parquet")
+    recorder = Recorder(tmp_path)
+    recorder.add("resources", (2.0, "h", "api", 1, 1.0, 10, 0.1, 0, 0, 1, 0, 7))
+    recorder.close(compact_parts=False)
+    frame = read_table(tmp_path, "resources")
+    assert list(frame.columns) == TABLES["resources"].names
+    assert frame.pss_bytes.isna().tolist() == [True, False]
+
+
 def test_bad_row_is_reported_not_raised(tmp_path: Path) -> None:
     recorder = Recorder(tmp_path)
     recorder.add("samples", ("not a time",) * 12)

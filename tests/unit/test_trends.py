@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from analysis.load import load_run
-from analysis.trends import derived, memory_trends
+from analysis.trends import MIN_BUCKETS, derived, memory_trends
 from harness.errors import InputError
 from harness.resume import prepare_resume, segment_phases
 from tests.unit.synthetic import START, manifest, write_run
@@ -25,8 +25,8 @@ MIB = 2**20
 def resources(role: str, rss_at: Any, seed: int = 1) -> list[tuple[Any, ...]]:
     """One row a second for an hour; rss_at(t_s) plus 1 MiB of noise."""
     rng = np.random.default_rng(seed)
-    return [(START + t, "h", role, 1, 1.0, int(rss_at(t) + rng.normal(0, MIB)), 0.1, 0, 0, 10, 0)
-            for t in range(int(DURATION_S))]
+    return [(START + t, "h", role, 1, 1.0, int(rss_at(t) + rng.normal(0, MIB)), 0.1, 0, 0, 10, 0,
+             None) for t in range(int(DURATION_S))]
 
 
 def run_with(tmp_path: Path, rows: list[tuple[Any, ...]],
@@ -91,6 +91,43 @@ def test_harness_slope_and_database_limit(tmp_path: Path) -> None:
     assert math.isnan(derived(run, "memory_growth_share_max").value)  # no target role
 
 
+def test_a_role_with_pss_is_judged_on_pss(tmp_path: Path) -> None:
+    """Backends warming shared buffers: summed RSS climbs 150 → 450 MiB, PSS stays flat."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for t in range(int(DURATION_S)):
+        rss = int((150 + 300 * t / DURATION_S) * MIB + rng.normal(0, MIB))
+        pss = int(100 * MIB + rng.normal(0, MIB)) if t % 5 == 0 else None
+        rows.append((START + t, "h", "postgres", 1, 1.0, rss, 0.1, 0, 0, 10, 0, pss))
+    run = run_with(tmp_path, rows)
+    assert derived(run, "memory_growth_share_max").value == 0.0
+    (found,) = memory_trends(run)
+    assert 95 * MIB < found.baseline < 105 * MIB and found.n >= MIN_BUCKETS
+    # Without PSS (PromQL rows, folders from before it was recorded) the RSS climb counts.
+    rss_only = run_with(tmp_path / "rss", [(*row[:-1], None) for row in rows])
+    assert derived(rss_only, "memory_growth_share_max").value > 0.5
+
+
+def test_the_harness_slope_is_per_process(tmp_path: Path) -> None:
+    """A resumed run is a new generator process at its own level: a flat 150 MiB until the
+    kill at 25 min, a flat 200 MiB after. One slope over both would be a 'leak'."""
+    rows = [*resources("harness", lambda t: 150 * MIB)[:1500],
+            *resources("harness", lambda t: 200 * MIB, seed=2)[1600:]]
+    document = manifest(DURATION_S, gaps=[{"start": START + 1500, "end": START + 1600}])
+    folder = write_run(tmp_path, [], document)
+    from harness.record import Recorder
+
+    recorder = Recorder(folder, flush_interval_s=3600)
+    for row in rows:
+        recorder.add("resources", row)
+    recorder.close()
+    run = load_run(folder)
+    slope = derived(run, "harness_memory_slope_mb_per_h")
+    assert abs(slope.value) < 1.0, slope
+    (found,) = [t for t in memory_trends(run) if t.name == "harness"]
+    assert found.start_s >= START + 1600  # the longer, later process
+
+
 def killed_soak(folder: Path, status: str = "running") -> Path:
     document = manifest(600.0, status=status)
     document.update(run_id="r1", scenario_file=str(ROOT / "scenarios/smoke.yaml"),
@@ -119,6 +156,11 @@ def test_resume_refuses_a_completed_run(tmp_path: Path) -> None:
     folder = killed_soak(tmp_path / "done", status="completed")
     with pytest.raises(InputError, match="completed"):
         prepare_resume(folder)
+    older = killed_soak(tmp_path / "v1")
+    document = json.loads((older / "manifest.json").read_text())
+    (older / "manifest.json").write_text(json.dumps({**document, "schema_version": 1}))
+    with pytest.raises(InputError, match="results format 1"):
+        prepare_resume(older)
     (folder / "manifest.json").write_text(json.dumps({"status": "running"}))
     with pytest.raises(InputError) as failure:
         prepare_resume(folder)
