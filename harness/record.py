@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +23,7 @@ import pyarrow.parquet as pq
 from harness.schema import TABLES
 
 _COMPACT_PREFIX = "compact-"
+COMPACT_TIMEOUT_S = 300.0
 
 
 def _native_submit() -> Callable[[Callable[[], None]], Any]:
@@ -129,6 +132,10 @@ class Recorder:
         self._last_flush = time.monotonic()
         self.rows_seen = dict.fromkeys(TABLES, 0)
         self.write_errors: list[str] = []
+        # Set while no compaction child runs: close() must not compact the same parts at once
+        # (two overlapping compacted ranges would hold the same rows twice).
+        self._no_compaction = threading.Event()
+        self._no_compaction.set()
 
     def add(self, table: str, row: Sequence[Any]) -> None:
         writer = self.writers[table]
@@ -161,20 +168,28 @@ class Recorder:
 
     def compact_now(self) -> None:
         """Merge each table's parts written so far (a soak's folder would otherwise hold
-        thousands) on the writer thread. It runs jobs in order, so every part numbered below
-        is complete when the compaction starts: a compacted range never covers a part that
-        appears later."""
-        for writer in self.writers.values():
-            self._pending.append(self._submit(self._guarded_compact(writer.folder,
-                                                                    writer.next_part - 1)))
-
-    def _guarded_compact(self, folder: Path, upto: int) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                compact(folder, upto)
-            except Exception as exc:  # the parts stay readable; the next compaction retries
-                self.write_errors.append(f"{folder.name} compaction: {exc}")
-        return run
+        thousands) in a child process (harness/compactor.py), after the writes handed over
+        before the call have finished. Blocks its caller (a greenlet of its own in a run);
+        a call while one is running does nothing."""
+        if not self._no_compaction.is_set():
+            return
+        self._no_compaction.clear()
+        try:
+            for future in list(self._pending):
+                with contextlib.suppress(Exception):
+                    future.get() if hasattr(future, "get") else future.result()
+            args = [str(arg) for writer in self.writers.values()
+                    for arg in (writer.folder, writer.next_part - 1)]
+            done = subprocess.run([sys.executable, "-m", "harness.compactor", *args],
+                                  capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                                  timeout=COMPACT_TIMEOUT_S, check=False)
+            if done.returncode != 0:  # the parts stay readable; the next compaction retries
+                tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                self.write_errors.append(f"compaction exited {done.returncode}: {tail}")
+        except subprocess.TimeoutExpired:
+            self.write_errors.append(f"compaction took over {COMPACT_TIMEOUT_S:.0f} s")
+        finally:
+            self._no_compaction.set()
 
     def _guarded(self, writer: TableWriter, rows: list[Sequence[Any]],
                  number: int) -> Callable[[], None]:
@@ -192,6 +207,7 @@ class Recorder:
             with contextlib.suppress(Exception):
                 future.get() if hasattr(future, "get") else future.result()
         self._pending = []
+        self._no_compaction.wait(COMPACT_TIMEOUT_S)
         if compact_parts:
             for writer in self.writers.values():
                 compact(writer.folder)

@@ -354,7 +354,7 @@ class Run:
             if ticks % STATUS_EVERY_TICKS == 0:
                 self.write_status("running")
             if ticks % COMPACT_EVERY_TICKS == 0:
-                self.recorder.compact_now()
+                gevent.spawn(self.recorder.compact_now)
 
     def write_status(self, status: str) -> None:
         """`status.json`: where a long run is, for a user or a watchdog (docs/soak.md)."""
