@@ -12,6 +12,7 @@ from typing import Any
 import gevent
 import httpx
 
+from harness.periodic import Every
 from harness.profile import Profile
 from harness.users.context import UserContext
 
@@ -26,24 +27,21 @@ class StreamAudit:
         self.interval_s = interval_s
         self.api = httpx.Client(base_url=api_base, timeout=5.0,
                                 headers={"Authorization": f"Bearer {token}"})
-        self.greenlet: gevent.Greenlet[Any, Any] | None = None
+        self.every = Every(interval_s, self._poll_all, first_after_s=0.0)
 
     def start(self) -> None:
-        self.greenlet = gevent.spawn(self._loop)
+        self.every.start()
 
     def stop(self) -> None:
-        if self.greenlet is not None:
-            self.greenlet.kill()
+        self.every.stop()
 
     def close(self) -> None:
         self.stop()
         self.api.close()
 
-    def _loop(self) -> None:
-        while True:
-            for stream_id in self.stream_ids:
-                self._poll_count(stream_id)
-            gevent.sleep(self.interval_s)
+    def _poll_all(self) -> None:
+        for stream_id in self.stream_ids:
+            self._poll_count(stream_id)
 
     def _poll_count(self, stream_id: str) -> None:
         asked = time.time()

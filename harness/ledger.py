@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import gevent
 import httpx
 
+from harness.periodic import Every
 from harness.profile import Profile
 from harness.users.context import UserContext
 
@@ -28,23 +28,18 @@ class WriteLedger:
         self.api = httpx.Client(base_url=api_base, timeout=5.0,
                                 headers={"Authorization": f"Bearer {token}"})
         self.acked: dict[str, dict[str, str]] = {}
-        self.greenlet: gevent.Greenlet[Any, Any] | None = None
+        self.written = 0
+        self.every = Every(1.0 / rate_per_s, self._write_next, first_after_s=0.0)
 
     def start(self) -> None:
-        self.greenlet = gevent.spawn(self._loop)
+        self.every.start()
 
     def stop(self) -> None:
-        if self.greenlet is not None:
-            self.greenlet.kill()
+        self.every.stop()
 
-    def _loop(self) -> None:
-        interval_s = 1.0 / self.rate_per_s
-        next_at, number = time.time(), 0
-        while True:
-            number += 1
-            self._write(number)
-            next_at += interval_s
-            gevent.sleep(max(0.0, next_at - time.time()))
+    def _write_next(self) -> None:
+        self.written += 1
+        self._write(self.written)
 
     def _write(self, number: int) -> None:
         payload = self.profile.create_payload(f"ledger-{self.run_id[-6:]}-{number}",

@@ -12,13 +12,12 @@ import os
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any
 
-import gevent
 import psutil
 import pyarrow as pa
 
 from harness.errors import InputError
+from harness.periodic import Every
 
 ENV_VAR = "NOVA_TRACE_MEMORY"
 TOP_LINES = 15
@@ -46,7 +45,7 @@ class MemoryTrace:
     def __init__(self, log_path: Path, every_s: float) -> None:
         self.log_path, self.every_s = log_path, every_s
         self.first: tracemalloc.Snapshot | None = None
-        self.greenlet: gevent.Greenlet[Any, Any] | None = None
+        self.every = Every(every_s, self.write_once)
         self.process = psutil.Process()
 
     def start(self) -> None:
@@ -54,18 +53,13 @@ class MemoryTrace:
         self.first = self._snapshot()
         self._write(f"tracing every {self.every_s:g} s; baseline RSS "
                     f"{self.process.memory_info().rss / 1e6:.1f} MB\n")
-        self.greenlet = gevent.spawn(self._loop)
+        self.every.start()
 
     def stop(self) -> None:
-        if self.greenlet is not None:
-            self.greenlet.kill()
+        if self.every.running:
+            self.every.stop()
             self.write_once()
         tracemalloc.stop()
-
-    def _loop(self) -> None:
-        while True:
-            gevent.sleep(self.every_s)
-            self.write_once()
 
     def _snapshot(self) -> tracemalloc.Snapshot:
         return tracemalloc.take_snapshot().filter_traces(

@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import gevent
 import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.periodic import Every
 from harness.scenario import ProcessSelector
 from harness.users.context import RowSink
 
@@ -105,7 +105,7 @@ class ResourceSampler:
         self._trees: dict[int, list[int]] = {}
         self._trees_at = 0.0
         self._memory_total = psutil.virtual_memory().total
-        self._greenlet: Any = None
+        self.every = Every(interval_s, self.sample_once)
         self._last_disk: Any = None
         self._last_net: Any = None
         self._last_t = 0.0
@@ -113,16 +113,10 @@ class ResourceSampler:
 
     def start(self) -> None:
         psutil.cpu_percent()
-        self._greenlet = gevent.spawn(self._loop)
+        self.every.start()
 
     def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-
-    def _loop(self) -> None:
-        while True:
-            gevent.sleep(self.interval_s)
-            self.sample_once()
+        self.every.stop()
 
     def _process(self, pid: int) -> psutil.Process | None:
         proc = self._procs.get(pid)
@@ -231,19 +225,13 @@ class PolledSource:
     def __init__(self, sink: RowSink, interval_s: float = 5.0) -> None:
         self.sink, self.interval_s = sink, interval_s
         self.failures = 0
-        self._greenlet: Any = None
+        self.every = Every(interval_s, self.poll_once, first_after_s=0.0)
 
     def start(self) -> None:
-        self._greenlet = gevent.spawn(self._loop)
+        self.every.start()
 
     def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-
-    def _loop(self) -> None:
-        while True:
-            self.poll_once()
-            gevent.sleep(self.interval_s)
+        self.every.stop()
 
     def poll_once(self) -> list[tuple[str, str, float]]:
         now = time.time()

@@ -12,6 +12,7 @@ from typing import Any
 import gevent
 import psutil
 
+from harness.periodic import Every
 from harness.users.context import UserContext
 
 SATURATED_CPU_PCT = 90.0
@@ -30,16 +31,23 @@ class SelfWatch:
     saturated_seconds: int = 0
     _streak: int = 0
     _lags_ms: list[float] = field(default_factory=list)
-    _greenlets: list[Any] = field(default_factory=list)
+    _lag_greenlet: Any = None
+    _sampler: Every | None = None
 
     def start(self) -> None:
         self.proc = psutil.Process(os.getpid())
         self.proc.cpu_percent()
-        self._greenlets = [gevent.spawn(self._lag_loop), gevent.spawn(self._sample_loop)]
+        self._host = socket.gethostname()
+        # Not an Every: the lag is how late a plain sleep wakes, so it sleeps unscheduled.
+        self._lag_greenlet = gevent.spawn(self._lag_loop)
+        self._sampler = Every(self.interval_s, self._sample_once)
+        self._sampler.start()
 
     def stop(self) -> None:
-        for greenlet in self._greenlets:
-            greenlet.kill(block=False)
+        if self._lag_greenlet is not None:
+            self._lag_greenlet.kill()
+        if self._sampler is not None:
+            self._sampler.stop()
 
     def _lag_loop(self) -> None:
         while True:
@@ -47,28 +55,25 @@ class SelfWatch:
             gevent.sleep(0.1)
             self._lags_ms.append(max(0.0, (time.perf_counter() - before - 0.1) * 1000))
 
-    def _sample_loop(self) -> None:
-        host = socket.gethostname()
-        while True:
-            gevent.sleep(self.interval_s)
-            cpu = self.proc.cpu_percent()
-            lag = max(self._lags_ms, default=0.0)
-            self._lags_ms.clear()
-            self.cpu_max_pct, self.lag_max_ms = max(self.cpu_max_pct, cpu), max(self.lag_max_ms,
-                                                                                 lag)
-            self._streak = self._streak + 1 if (cpu >= SATURATED_CPU_PCT or
-                                                lag >= SATURATED_LAG_MS) else 0
-            if self._streak >= SATURATED_FOR_S:
-                self.saturated_seconds += 1
-            memory = self.proc.memory_info()
-            try:
-                fds = self.proc.num_fds()
-            except psutil.Error:
-                fds = -1
-            self.ctx.sink.add("resources", (time.time(), host, "harness", self.proc.pid, cpu,
-                                            memory.rss, self.proc.memory_percent(), 0, 0, fds, 0,
-                                            None))
-            self.ctx.event("generator_loop_lag_ms", value=lag, detail=self.ctx.worker)
+    def _sample_once(self) -> None:
+        cpu = self.proc.cpu_percent()
+        lag = max(self._lags_ms, default=0.0)
+        self._lags_ms.clear()
+        self.cpu_max_pct, self.lag_max_ms = max(self.cpu_max_pct, cpu), max(self.lag_max_ms,
+                                                                             lag)
+        self._streak = self._streak + 1 if (cpu >= SATURATED_CPU_PCT or
+                                            lag >= SATURATED_LAG_MS) else 0
+        if self._streak >= SATURATED_FOR_S:
+            self.saturated_seconds += 1
+        memory = self.proc.memory_info()
+        try:
+            fds = self.proc.num_fds()
+        except psutil.Error:
+            fds = -1
+        self.ctx.sink.add("resources", (time.time(), self._host, "harness", self.proc.pid, cpu,
+                                        memory.rss, self.proc.memory_percent(), 0, 0, fds, 0,
+                                        None))
+        self.ctx.event("generator_loop_lag_ms", value=lag, detail=self.ctx.worker)
 
     def summary(self) -> dict[str, Any]:
         return {"cpu_max_pct": round(self.cpu_max_pct, 1),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import gevent
+from harness.periodic import Every
 
 MESSAGE = "nova_rows"
 
@@ -16,7 +16,8 @@ class Shipper:
         self.runner = runner
         self.interval_s = interval_s
         self.buffers: dict[str, list[Sequence[Any]]] = {}
-        self.greenlet = gevent.spawn(self._loop)
+        self.every = Every(interval_s, self.ship)
+        self.every.start()
 
     def add(self, table: str, row: Sequence[Any]) -> None:
         self.buffers.setdefault(table, []).append(row)
@@ -27,8 +28,3 @@ class Shipper:
         batch, self.buffers = self.buffers, {}
         self.runner.send_message(MESSAGE, {t: [list(r) for r in rows]
                                            for t, rows in batch.items()})
-
-    def _loop(self) -> None:
-        while True:
-            gevent.sleep(self.interval_s)
-            self.ship()

@@ -16,6 +16,7 @@ from typing import Any
 import gevent
 
 from harness.logfiles import rotated
+from harness.periodic import Every
 from harness.scenario import SoakSpec
 from harness.schema import CYCLE_USER_PREFIX
 from harness.users.context import UserContext
@@ -89,23 +90,17 @@ class InterimReporter:
     def __init__(self, ctx: UserContext, results_dir: Path, every_s: float) -> None:
         self.ctx, self.results_dir, self.every_s = ctx, results_dir, every_s
         self.last: dict[str, Any] | None = None
-        self.greenlet: gevent.Greenlet[Any, Any] | None = None
+        self.every = Every(every_s, self.report_once)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.greenlet = gevent.spawn(self._loop)
+        self.every.start()
 
     def stop(self) -> None:
-        if self.greenlet is not None:
-            self.greenlet.kill()
+        self.every.stop()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
-
-    def _loop(self) -> None:
-        while True:
-            gevent.sleep(self.every_s)
-            self.report_once()
 
     def report_once(self) -> None:
         log = rotated(self.results_dir / "logs" / "interim.log")
