@@ -23,7 +23,7 @@ import gevent
 import psutil
 from locust.env import Environment
 
-from harness import __version__, memtrace
+from harness import __version__, allocator, memtrace
 from harness.audit import StreamAudit
 from harness.chaos import ChaosRunner, Occurrence, check_experiments, describe, plan
 from harness.errors import InputError, TargetUnreachable
@@ -249,6 +249,7 @@ class Run:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         (self.results_dir / "logs").mkdir(exist_ok=True)
         self.started_at = time.time()
+        allocator.limit_arenas()  # before the recorder's writer thread makes an arena
         self.recorder = Recorder(self.results_dir)
         self.live = LiveStats(self.recorder)
         self.ctx = UserContext(worker="master" if self.options.workers else "local",
@@ -264,12 +265,14 @@ class Run:
         trace = memtrace.MemoryTrace(self.results_dir / "logs" / "memory-trace.log",
                                      self.trace_memory_s) if self.trace_memory_s else None
         self.watch = SelfWatch(self.ctx)
+        trimmer = allocator.trimmer()
         self.monitors = self._monitors(endpoints)
         self.fleet: Fleet | None = None
         status = "crashed"
         try:
             self._install_signals()
             self.watch.start()
+            trimmer.start()
             if trace is not None:
                 trace.start()
             for monitor in self.monitors:
@@ -286,6 +289,7 @@ class Run:
                 self.fleet.stop_all()
             self._stop_workers()
             self.watch.stop()
+            trimmer.stop()
             if trace is not None:
                 trace.stop()
             for monitor in self.monitors:
@@ -546,6 +550,7 @@ def worker_main(master: str, index: int) -> int:
     host, _, port = master.rpartition(":")
     if not host or not port.isdigit():
         raise InputError([f"--master {master!r}: expected HOST:PORT"])
+    allocator.limit_arenas()
     # The master decides the viewer count; the class shapes must match its.
     env = Environment(user_classes=user_classes(0))
     runner = env.create_worker_runner(host, int(port))
@@ -560,6 +565,7 @@ def worker_main(master: str, index: int) -> int:
     tune_gc()
     watch = SelfWatch(ctx)
     watch.start()
+    allocator.trimmer().start()
     runner.greenlet.join()
     shipper.ship()
     return 0

@@ -1,0 +1,66 @@
+"""Where a process's resident memory lives, by kind of mapping, sampled on a clock: the main
+malloc heap, anonymous mappings (other malloc arenas, mmap'd large blocks, Arrow's pool,
+greenlet stacks), the thread stacks and file-backed mappings (libraries). A soak whose RSS
+creeps while the Python heap is flat shows here which kind grows.
+
+    python bench/smaps_kinds.py PID [--every 60] [--minutes 40] > kinds.tsv
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def kind_of(header: str) -> str:
+    """The kind of one /proc/PID/smaps mapping from its header line."""
+    fields = header.split()
+    path = fields[5] if len(fields) > 5 else ""
+    if path == "[heap]":
+        return "heap"
+    if path.startswith("[stack"):
+        return "stack"
+    if path.startswith("/"):
+        return "file"
+    return "anon" if not path else "other"
+
+
+def resident_by_kind(pid: int) -> dict[str, int]:
+    """Rss in kB per kind of mapping, plus the count of anonymous mappings."""
+    totals = {"heap": 0, "anon": 0, "stack": 0, "file": 0, "other": 0, "anon_maps": 0}
+    kind = "other"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        first = line.split(maxsplit=1)[0]
+        if not first.endswith(":"):
+            kind = kind_of(line)
+            totals["anon_maps"] += kind == "anon"
+        elif first == "Rss:":
+            totals[kind] += int(line.split()[1])
+    return totals
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("pid", type=int)
+    parser.add_argument("--every", type=float, default=60.0, help="seconds between samples")
+    parser.add_argument("--minutes", type=float, default=40.0, help="stop after this long")
+    args = parser.parse_args()
+    start = time.monotonic()
+    print("minute\theap_mb\tanon_mb\tstack_mb\tfile_mb\tanon_maps", flush=True)
+    while time.monotonic() - start < args.minutes * 60:
+        try:
+            kinds = resident_by_kind(args.pid)
+        except FileNotFoundError:
+            print(f"process {args.pid} ended", file=sys.stderr)
+            return 0
+        print(f"{(time.monotonic() - start) / 60:.1f}\t" + "\t".join(
+            f"{kinds[k] / 1024:.1f}" for k in ("heap", "anon", "stack", "file"))
+              + f"\t{kinds['anon_maps']}", flush=True)
+        time.sleep(args.every)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The generator's allocator trimming, on this process's real glibc malloc."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+import psutil
+import pytest
+
+from harness import allocator
+
+CHUNK_BYTES = 64 * 1024  # under glibc's mmap threshold: served from the heap, not mmap
+CHUNKS = 2_000  # ~128 MB
+
+
+@pytest.fixture
+def libc() -> ctypes.CDLL:
+    library = ctypes.CDLL(ctypes.util.find_library("c"))
+    library.malloc.restype = ctypes.c_void_p
+    library.malloc.argtypes = [ctypes.c_size_t]
+    library.free.argtypes = [ctypes.c_void_p]
+    return library
+
+
+def test_freed_heap_pages_return_to_the_os_only_when_trimmed(libc: ctypes.CDLL) -> None:
+    process = psutil.Process()
+    chunks = [libc.malloc(CHUNK_BYTES) for _ in range(CHUNKS)]
+    assert all(chunks)
+    for chunk in chunks:
+        ctypes.memset(chunk, 1, CHUNK_BYTES)  # make every page resident
+    pinned = libc.malloc(CHUNK_BYTES)  # above the freed ones: the heap's top cannot shrink
+    filled_rss = process.memory_info().rss
+    for chunk in chunks:
+        libc.free(chunk)
+    freed_rss = process.memory_info().rss
+    allocator.release_free_memory()
+    trimmed_rss = process.memory_info().rss
+    libc.free(pinned)
+    held_mb = (freed_rss - trimmed_rss) / 1e6
+    assert freed_rss > filled_rss - 32e6, "free() alone gave most pages back: nothing to test"
+    assert held_mb > 100, f"trimming returned only {held_mb:.0f} MB of ~131 MB freed"
+
+
+def test_arena_limit_is_accepted_by_glibc() -> None:
+    assert allocator.limit_arenas(8) is True
