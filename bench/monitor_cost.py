@@ -70,7 +70,8 @@ def main() -> None:
                 ("by pid, no PSS", lambda _second: by_pid, None),
                 (f"by pid, PSS every {PSS_INTERVAL_S:.0f} s", lambda _second: by_pid,
                  PSS_INTERVAL_S),
-                ("by cmdline selector", lambda second: _selected(selection, second),
+                (f"by cmdline selector, PSS every {PSS_INTERVAL_S:.0f} s",
+                 lambda second: _selected(selection, second),
                  PSS_INTERVAL_S)):
             per_sample_s = _measure(roles, args.samples, pss_s)
             print(f"{args.processes} processes (+{args.resident_mb} MB resident each) {label}: "
