@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 
 import pyarrow as pa
@@ -21,23 +22,18 @@ TRIM_INTERVAL_S = 60.0
 ARENA_LIMIT = 2
 _M_ARENA_MAX = -8  # from glibc's malloc.h
 
-_libc: ctypes.CDLL | None = None
-_libc_looked_up = False
 
-
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
     """glibc, or None on a C library without malloc_trim/mallopt (musl, macOS)."""
-    global _libc, _libc_looked_up
-    if not _libc_looked_up:
-        _libc_looked_up = True
-        name = ctypes.util.find_library("c")
-        try:
-            library = ctypes.CDLL(name)
-            library.malloc_trim, library.mallopt  # noqa: B018 - probes that both exist
-            _libc = library
-        except (OSError, AttributeError):
-            log.info("C library %s has no malloc_trim: freed memory is not trimmed", name)
-    return _libc
+    name = ctypes.util.find_library("c")
+    try:
+        library = ctypes.CDLL(name)
+        library.malloc_trim, library.mallopt  # noqa: B018 - probes that both exist
+    except (OSError, AttributeError):
+        log.info("C library %s has no malloc_trim: freed memory is not trimmed", name)
+        return None
+    return library
 
 
 def limit_arenas(arenas: int = ARENA_LIMIT) -> bool:

@@ -565,8 +565,10 @@ def worker_main(master: str, index: int) -> int:
     tune_gc()
     watch = SelfWatch(ctx)
     watch.start()
-    allocator.trimmer().start()
+    trimmer = allocator.trimmer()
+    trimmer.start()
     runner.greenlet.join()
+    trimmer.stop()
     shipper.ship()
     return 0
 
