@@ -1,6 +1,7 @@
 """Where a process's resident memory lives, by kind of mapping, sampled on a clock: the main
 malloc heap, anonymous mappings (other malloc arenas, mmap'd large blocks, Arrow's pool,
-greenlet stacks), the thread stacks and file-backed mappings (libraries). A soak whose RSS
+Python's object arenas, greenlet and thread stacks), the main thread's stack and file-backed
+mappings (libraries). A soak whose RSS
 creeps while the Python heap is flat shows here which kind grows.
 
     python bench/smaps_kinds.py PID [--every 60] [--minutes 40] > kinds.tsv

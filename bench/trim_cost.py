@@ -1,6 +1,6 @@
 """What one `allocator.release_free_memory()` costs the event loop, on a heap shaped like a
 long-running generator's: many live objects with every other one freed (fragmented), plus
-Arrow tables built and dropped.
+Arrow arrays built and dropped.
 
     python bench/trim_cost.py [--live-mb 200] [--repeat 5]
 """

@@ -43,8 +43,8 @@ def limit_arenas(arenas: int = ARENA_LIMIT) -> bool:
 
 
 def release_free_memory() -> None:
-    """Return freed pages to the OS: Arrow's pool first (its freed segments become free
-    malloc or mmap memory), then every malloc arena."""
+    """Return freed pages to the OS: Arrow's pool first (mimalloc here, which returns its
+    own freed segments; the system pool's go back to malloc), then every malloc arena."""
     pa.default_memory_pool().release_unused()
     libc = _glibc()
     if libc is not None:
