@@ -42,7 +42,7 @@ from harness.selfwatch import SelfWatch
 from harness.shipper import MESSAGE
 from harness.soak import CycleDriver, InterimReporter, write_status
 from harness.sources import NginxStatSource, PostgresSource, RedisSource
-from harness.tokens import minter_for
+from harness.tokens import mint_for_run, minter_for, read_token_file, token_file_problems
 from harness.users.api import ApiArrivalsUser
 from harness.users.context import RunPlan, UserContext
 from harness.users.viewer import ViewerUser
@@ -104,6 +104,10 @@ class Run:
         except InputError as exc:
             problems += exc.problems
             hint = exc.hint
+        auth = self.scenario.auth
+        if auth.mode == "token_file":
+            problems += token_file_problems(Path(str(auth.token_file)),
+                                            self.scenario.load.total_s, time.time())
         if problems:
             raise InputError(problems, hint)
         self.run_id = new_run_id(self.scenario.name)
@@ -229,19 +233,16 @@ class Run:
                                             "--run-dir")
 
     def tokens(self, count: int) -> tuple[str, ...]:
+        """Tokens for `count` users that last the whole run (checked up front for a token
+        file, minted to live the run's length otherwise)."""
         auth = self.scenario.auth
         if auth.mode == "token_file":
-            path = Path(str(auth.token_file))
-            lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-            if not lines:
-                raise InputError([f"auth.token_file {path}: no tokens"])
-            return tuple(lines)
+            return read_token_file(Path(str(auth.token_file)))
         minter = minter_for(run_dir=self.options.stack_dir,
                             secret_env=auth.secret_env if auth.mode == "secret_env" else None,
                             key_file=Path(auth.key_file) if auth.mode == "key_file" and
                             auth.key_file else None)
-        # One user per token spreads per-user rate limits; 1000 distinct users is plenty.
-        return tuple(minter.mint() for _ in range(max(1, min(count, 1000))))
+        return mint_for_run(minter, count, self.scenario.load.total_s)
 
     # -- the run -------------------------------------------------------------------------
 

@@ -3,7 +3,10 @@ holding an HS256 secret, or an RS256 private key file."""
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import json
+import math
 import os
 from pathlib import Path
 
@@ -40,3 +43,67 @@ def minter_for(*, run_dir: Path, secret_env: str | None = None, key_file: Path |
         raise InputError([f"no stack keys in {run_dir}"],
                          hint="start the stack with `nova-harness stack up`, or pass "
                               "--secret-env / --key-file") from None
+
+
+# Minted tokens must outlive the run: the contract's 1-hour access tokens would make a 4-hour
+# soak's reconnects fail with 401 after the first hour. The margin covers stack start, publishing,
+# the ramp-down and a resumed run's setup.
+TOKEN_MARGIN_S = 3600.0
+
+
+def mint_for_run(minter: TokenMinter, count: int, run_s: float) -> tuple[str, ...]:
+    """`count` tokens for distinct users (at least one, at most 1000: one user per token spreads
+    per-user rate limits) that stay valid for `run_s` plus TOKEN_MARGIN_S."""
+    lifetime_s = max(run_s, 0.0) + TOKEN_MARGIN_S
+    return tuple(minter.mint(expires_in_s=lifetime_s) for _ in range(max(1, min(count, 1000))))
+
+
+def read_token_file(path: Path) -> tuple[str, ...]:
+    """The non-blank lines of a token file, stripped."""
+    return tuple(ln.strip() for ln in path.read_text().splitlines() if ln.strip())
+
+
+def _expiry_s(token: str) -> float | None:
+    """The `exp` claim of a JWT, read without verifying it (the target verifies); infinity
+    for a JWT without one, None for something that is not a JWT."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        padded = parts[1] + "=" * (-len(parts[1]) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(padded))
+        if not isinstance(claims, dict):
+            return None
+        return float(claims.get("exp", math.inf))
+    except (ValueError, TypeError):
+        return None
+
+
+def token_file_problems(path: Path, run_s: float, now_s: float) -> list[str]:
+    """Every reason the token file cannot carry a run of `run_s` starting at `now_s`: missing
+    file, no tokens, lines that are not JWTs, tokens that expire before the run ends."""
+    where = f"auth.token_file {path}"
+    try:
+        tokens = read_token_file(path)
+    except OSError as exc:
+        return [f"{where}: {exc.strerror or exc}"]
+    if not tokens:
+        return [f"{where}: no tokens (one JWT per line)"]
+    ends_s = now_s + run_s
+    expiries = [_expiry_s(token) for token in tokens]
+    not_jwt = [n for n, exp_s in enumerate(expiries, start=1) if exp_s is None]
+    expiring = sorted(exp_s for exp_s in expiries if exp_s is not None and exp_s < ends_s)
+    problems = []
+    if not_jwt:
+        shown = ", ".join(map(str, not_jwt[:5])) + (" …" if len(not_jwt) > 5 else "")
+        problems.append(f"{where}: {len(not_jwt)} of {len(tokens)} lines are not JWTs "
+                        f"(lines {shown})")
+    if expiring:
+        problems.append(f"{where}: {len(expiring)} of {len(tokens)} tokens expire before the "
+                        f"run ends at {_utc(ends_s)} (the first at {_utc(expiring[0])}); mint "
+                        f"tokens that live at least {int(run_s + TOKEN_MARGIN_S)} s")
+    return problems
+
+
+def _utc(epoch_s: float) -> str:
+    return dt.datetime.fromtimestamp(epoch_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -14,8 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from analysis.load import read_manifest, read_table
+from harness.auth import TokenMinter
 from harness.schema import TABLES
 from tests.support import new_run_dir
 
@@ -154,6 +156,24 @@ def test_bad_scenario_starts_nothing(stack_dir: Path, tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "viewers.per_stream" in result.stderr and "load.hold" in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_token_file_that_expires_mid_run_starts_nothing(stack_dir: Path,
+                                                         tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.txt"
+    minter = TokenMinter("HS256", "throwaway-secret-0123456789abcdefghij")
+    tokens.write_text(minter.mint(expires_in_s=1800) + "\n")
+    scenario = tmp_path / "soak.yaml"
+    smoke = yaml.safe_load((ROOT / "scenarios/smoke.yaml").read_text())
+    smoke["thresholds"] = str(ROOT / "scenarios" / smoke["thresholds"])
+    smoke["auth"] = {"mode": "token_file", "token_file": str(tokens)}
+    scenario.write_text(yaml.safe_dump(smoke))
+    result = subprocess.run([*CLI, "run", str(scenario), "--results", str(tmp_path / "r"),
+                             "--run-dir", str(stack_dir), "--duration", "2h"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "1 of 1 tokens expire before the run ends" in result.stderr
     assert not (tmp_path / "r").exists()
 
 
