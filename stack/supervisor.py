@@ -263,8 +263,21 @@ class Supervisor:
         log.info("started %s pid %s", role.name, proc.pid)
 
     def _alive(self, name: str) -> bool:
+        """The role's process runs. A killed multi-threaded process (Redis, PostgreSQL) shows
+        as a zombie while its other threads still exit, and waitpid cannot reap it yet: that
+        counts as dead, and it is reaped here so a restart never races the old process."""
         proc = self._procs.get(name)
-        return proc is not None and proc.poll() is None
+        if proc is None or proc.poll() is not None:
+            return False
+        try:
+            dying = psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            dying = True
+        if not dying:
+            return True
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+        return False
 
     def _wait_ready(self, role: RoleState) -> None:
         port = role.port or 0
