@@ -67,6 +67,7 @@ MetricRow = tuple[float, str, str, str, float]
 SAMPLE_KINDS = frozenset({
     "http", "ws_connect", "ws_first_event", "ws_event", "ws_rtt", "ws_reconnect",
     "rtmp_publish", "hls_playlist", "hls_segment", "hls_startup", "hls_stall", "hls_live_lag",
+    "hls_ingest_delay",
 })
 # A soak's extra viewers are users named `cycle<N>-v<i>` (harness/soak.py); analysis keeps
 # them apart from the planned viewers.

@@ -1,6 +1,7 @@
 """HLS playback at the live edge, at real-time pace: startup time, segment fetch time and size,
 404s at the edge, stalls (a simulated player buffer runs dry), live-edge lag, and
-ingest-to-playlist delay from timestamp-named segments."""
+ingest-to-playlist delay from segments named by the time they were started (nginx-rtmp's
+`hls_fragment_naming system`: epoch milliseconds)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from harness.users.context import StreamPlan, UserContext
 START_SEGMENTS = 3
 _TARGET = re.compile(r"#EXT-X-TARGETDURATION:(\d+(?:\.\d+)?)")
 _SEGMENT = re.compile(r"#EXTINF:(\d+(?:\.\d+)?),[^\n]*\n([^\n#][^\n]*)")
+_NAMED_MS = re.compile(r"(\d{12,14})\.ts(?:\?.*)?$")
+# Names below this are not wall-clock milliseconds (sequence numbers, stream time).
+_EPOCH_MS_FLOOR = 1_000_000_000_000  # September 2001
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,28 @@ def parse_playlist(text: str) -> tuple[float, list[Segment]]:
     return (float(target.group(1)) if target else 2.0), segments
 
 
+def named_start_s(uri: str) -> float | None:
+    """The wall-clock second a segment named in epoch milliseconds was started, else None."""
+    found = _NAMED_MS.search(uri)
+    if found is None or int(found.group(1)) < _EPOCH_MS_FLOOR:
+        return None
+    return int(found.group(1)) / 1000
+
+
+def ingest_delays_ms(new: list[Segment], previous_fetch_s: float,
+                     this_fetch_s: float) -> list[float]:
+    """Ingest-to-playlist delay of segments that appeared between two playlist fetches: the
+    time they were first listed (taken as the middle of the two fetches, so within half the
+    poll interval) minus the time their last frame was ingested (named start + duration)."""
+    seen_s = (previous_fetch_s + this_fetch_s) / 2
+    delays = []
+    for segment in new:
+        start_s = named_start_s(segment.uri)
+        if start_s is not None:
+            delays.append((seen_s - (start_s + segment.duration_s)) * 1000)
+    return delays
+
+
 class HlsPlayer:
     """One viewer's HLS session; started when the viewer sees `stream_started`."""
 
@@ -44,6 +70,8 @@ class HlsPlayer:
         self.playlist_path = url.request_uri
         self.greenlet: gevent.Greenlet[Any, Any] | None = None
         self.fetched: set[str] = set()
+        self.listed: set[str] = set()  # the last playlist's segments
+        self.listed_at_s: float | None = None
 
     def start(self) -> None:
         if self.greenlet is None:
@@ -89,8 +117,11 @@ class HlsPlayer:
             result = self._get(self.playlist_path, "hls_playlist",
                                waiting=playing_since is None)
             target_s = 2.0
-            if result is not None and result[0] == 200:
+            if result is None or result[0] != 200:
+                self.listed_at_s = None  # when the next playlist's segments appeared is unknown
+            else:
                 target_s, segments = parse_playlist(result[1].decode(errors="replace"))
+                self._record_ingest_delays(segments, now)
                 added_s = self._fetch_new(segments, first=playing_since is None)
                 if added_s:
                     if playing_since is None:
@@ -110,6 +141,17 @@ class HlsPlayer:
                                     (max(buffer_s, 0.0) + pending_s) * 1000, True,
                                     user=self.user, stream=self.stream.id)
             gevent.sleep(max(target_s / 2, 0.5))
+
+    def _record_ingest_delays(self, segments: list[Segment], fetched_s: float) -> None:
+        """Delays of the segments this playlist added (none on the first playlist: when its
+        segments appeared is unknown)."""
+        if self.listed_at_s is not None:
+            new = [s for s in segments if s.uri not in self.listed]
+            for delay_ms in ingest_delays_ms(new, self.listed_at_s, fetched_s):
+                self.ctx.sample(fetched_s, "hls_ingest_delay", "ingest_to_playlist", delay_ms,
+                                True, user=self.user, stream=self.stream.id)
+        self.listed = {s.uri for s in segments}
+        self.listed_at_s = fetched_s
 
     def _fetch_new(self, segments: list[Segment], first: bool) -> float:
         """Fetch segments not yet played; the first time only the newest three (players start

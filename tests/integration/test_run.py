@@ -193,6 +193,11 @@ def test_hls_viewers_play_at_the_live_edge(stack_dir: Path, tmp_path: Path) -> N
     assert (playlists[playlists.name == "hls_playlist"].status == 200).all()
     lag = samples[samples.kind == "hls_live_lag"]
     assert not lag.empty and lag.latency_ms.median() < 12_000
+    # Segments are named by their start in epoch ms; each new one gives a delay, measured to
+    # within half the 1 s playlist poll.
+    delays = samples[samples.kind == "hls_ingest_delay"]
+    assert len(delays) >= 8 and delays.user.nunique() == 4
+    assert delays.latency_ms.between(-1000, 3000).all(), delays.latency_ms.describe()
 
 
 def test_wrong_viewer_count_fails_the_consistency_check(tmp_path: Path) -> None:

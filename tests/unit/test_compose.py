@@ -45,4 +45,4 @@ def test_build_files_exist_and_nginx_conf_matches_the_contract() -> None:
     assert (ROOT / str(build["dockerfile"])).exists()
     conf = (ROOT / "deploy/compose/nginx.conf").read_text()
     assert "on_publish http://api:8080/api/v1/streams/auth;" in conf
-    assert "hls_fragment_naming timestamp;" in conf
+    assert "hls_fragment_naming system;" in conf

@@ -24,7 +24,7 @@ def test_nginx_config_wires_webhooks_hls_and_upstreams(tmp_path: Path) -> None:
     assert "on_publish http://127.0.0.1:8081/api/v1/streams/auth;" in text
     assert "on_publish_done http://127.0.0.1:8081/api/v1/streams/done;" in text
     assert "hls_fragment 2s;" in text and "hls_playlist_length 10s;" in text
-    assert "hls_nested on;" in text and "hls_fragment_naming timestamp;" in text
+    assert "hls_nested on;" in text and "hls_fragment_naming system;" in text
     assert "server 127.0.0.1:9001" in text and "server 127.0.0.1:9002" in text
     assert "worker_processes 1;" in text and "\nuser " not in text
     assert "$http_upgrade" in text and "$$" not in text
