@@ -43,6 +43,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ("*",)
     migrate_on_start: bool = True
     log_level: str = "INFO"
+    malloc_trim_s: float = 60.0
     broken_viewer_count_offset: int = 0
     broken_no_auth_routes: tuple[str, ...] = ()
     broken_skip_owner_check: bool = False
@@ -120,6 +121,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         cors_origins=origins or ("*",),
         migrate_on_start=env.get("NOVA_MIGRATE_ON_START", "1") not in ("0", "false", "no"),
         log_level=env.get("NOVA_LOG_LEVEL", d.log_level).upper(),
+        malloc_trim_s=_number(env, "NOVA_MALLOC_TRIM_S", d.malloc_trim_s, errors),
         broken_viewer_count_offset=_number(env, "NOVA_BROKEN_VIEWER_COUNT_OFFSET",
                                            d.broken_viewer_count_offset, errors),
         broken_no_auth_routes=tuple(r.strip() for r in env.get(
@@ -134,6 +136,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         errors.append("NOVA_RATE_LIMIT_WINDOW_S must be at least 1")
     if not 0 < settings.viewer_coalesce_ms <= 100:
         errors.append("NOVA_VIEWER_COALESCE_MS must be between 1 and 100 (the contract's bound)")
+    if settings.malloc_trim_s < 0:
+        errors.append("NOVA_MALLOC_TRIM_S must be 0 (off) or a positive number of seconds")
     if errors:
         raise ConfigError("; ".join(errors))
     return settings

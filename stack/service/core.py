@@ -11,6 +11,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from stack import malloc
 from stack.service.apierror import unavailable
 from stack.service.clock import rfc3339, utcnow
 from stack.service.config import Settings
@@ -58,14 +59,26 @@ class NovaService:
         self.hub = ViewerHub(settings, self.live, self.metrics)
         self.verifier = TokenVerifier(settings)
         self._background: set[asyncio.Task[None]] = set()
+        self._trimmer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.db.start()
         await self.live.start(self._active_snapshot)
         await self.live.reset_instance()
         self.hub.start()
+        if self.settings.malloc_trim_s > 0:
+            self._trimmer = asyncio.create_task(self._trim_forever(self.settings.malloc_trim_s))
+
+    async def _trim_forever(self, interval_s: float) -> None:
+        """Hand glibc's free pages back every `interval_s`: a soak judges this service's
+        memory, and pages malloc keeps after viewers leave would read as a leak."""
+        while True:
+            await asyncio.sleep(interval_s)
+            malloc.trim()
 
     async def close(self) -> None:
+        if self._trimmer is not None:
+            self._trimmer.cancel()
         await self.hub.close()
         await self.live.close()
         await self.db.close()

@@ -38,3 +38,11 @@ def test_cors_origins_are_a_list() -> None:
     settings = settings_from_env({"NOVA_JWT_SECRET": SECRET,
                                   "NOVA_CORS_ORIGINS": "https://a.test, https://b.test"})
     assert settings.cors_origins == ("https://a.test", "https://b.test")
+
+
+def test_malloc_trim_interval() -> None:
+    assert settings_from_env({"NOVA_JWT_SECRET": SECRET}).malloc_trim_s == 60
+    off = settings_from_env({"NOVA_JWT_SECRET": SECRET, "NOVA_MALLOC_TRIM_S": "0"})
+    assert off.malloc_trim_s == 0
+    with pytest.raises(ConfigError, match="NOVA_MALLOC_TRIM_S must be 0"):
+        settings_from_env({"NOVA_JWT_SECRET": SECRET, "NOVA_MALLOC_TRIM_S": "-5"})
