@@ -106,7 +106,7 @@ class ResourceSampler:
         self._trees_at = 0.0
         self._memory_total = psutil.virtual_memory().total
         self.every = Every(interval_s, self.sample_once)
-        self._last_disk: Any = None
+        self._last_disks: Mapping[str, Any] = {}
         self._last_net: Any = None
         self._last_t = 0.0
         self._pss_at = float("-inf")
@@ -187,10 +187,10 @@ class ResourceSampler:
     def _sample_host(self, now: float) -> None:
         memory = psutil.virtual_memory()
         disk, net = psutil.disk_io_counters(), psutil.net_io_counters()
+        disks = psutil.disk_io_counters(perdisk=True) or {}
         busy_pct = 0.0
-        if self._last_disk is not None and disk is not None and now > self._last_t:
-            busy_ms = getattr(disk, "busy_time", 0) - getattr(self._last_disk, "busy_time", 0)
-            busy_pct = min(100.0, 100 * busy_ms / 1000 / (now - self._last_t))
+        if self._last_disks and now > self._last_t:
+            busy_pct = busiest_disk_pct(self._last_disks, disks, now - self._last_t)
         self.sink.add("resources", (
             now, self.host, "system", None, psutil.cpu_percent() * self.cpus,
             int(memory.total - memory.available), memory.percent,
@@ -201,7 +201,17 @@ class ResourceSampler:
             for name in ("bytes_sent", "bytes_recv"):
                 rate = (getattr(net, name) - getattr(self._last_net, name)) / (now - self._last_t)
                 self.sink.add("metrics", (now, "host", f"host_net_{name}_per_s", "", rate))
-        self._last_disk, self._last_net, self._last_t = disk, net, now
+        self._last_disks, self._last_net, self._last_t = disks, net, now
+
+
+def busiest_disk_pct(before: Mapping[str, Any], after: Mapping[str, Any],
+                     elapsed_s: float) -> float:
+    """The busiest device's share of `elapsed_s` spent doing I/O (iostat's %util). The
+    machine-wide counters add every device's busy time (disks, loop devices, zram), which
+    reads 100 % when several are each partly busy."""
+    busiest_ms = max((getattr(after[name], "busy_time", 0) - getattr(before[name], "busy_time", 0)
+                      for name in after if name in before), default=0)
+    return min(100.0, max(0.0, 100 * busiest_ms / 1000 / elapsed_s))
 
 
 def _add_pss(total: int | None, proc: psutil.Process) -> int | None:

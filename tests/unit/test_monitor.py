@@ -10,11 +10,19 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psutil
+import pytest
 
-from harness.monitor import MetricsScraper, ProcessSelection, ResourceSampler, local_stack_roles
+from harness.monitor import (
+    MetricsScraper,
+    ProcessSelection,
+    ResourceSampler,
+    busiest_disk_pct,
+    local_stack_roles,
+)
 from harness.scenario import ProcessSelector
 from stack.state import RoleState
 
@@ -158,3 +166,19 @@ def test_selectors_find_roots_by_name_cmdline_and_pid_file(tmp_path: Path) -> No
             proc.kill()
         parent.kill()
         parent.wait()
+
+
+def _disk(busy_ms: int) -> SimpleNamespace:
+    return SimpleNamespace(busy_time=busy_ms)
+
+
+def test_disk_busy_is_the_busiest_device_not_the_sum() -> None:
+    before = {"vda": _disk(1000), "loop0": _disk(0), "zram0": _disk(50)}
+    after = {"vda": _disk(1400), "loop0": _disk(300), "zram0": _disk(450)}
+    # Over 1 s: vda 40 %, zram0 40 %, loop0 30 %; their sum (110 %) is no device's load.
+    assert busiest_disk_pct(before, after, 1.0) == pytest.approx(40.0)
+
+
+def test_disk_busy_ignores_devices_that_appeared_and_caps_at_100() -> None:
+    assert busiest_disk_pct({}, {"vda": _disk(500)}, 1.0) == 0.0
+    assert busiest_disk_pct({"vda": _disk(0)}, {"vda": _disk(2500)}, 2.0) == 100.0
