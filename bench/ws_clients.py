@@ -1,7 +1,9 @@
-"""Viewer capacity, side by side in one run: Locust viewers with websocket-client vs the lean
-client (harness/users/wsfast.py), and the lean client without recording. Each variant is its
-own process pinned to core 0; the push server (bench/push_server.py) is pinned to core 1 and
-sends every client one event per second.
+"""Viewer capacity, side by side in one run: a stock Locust user with websocket-client (what a
+Locust user writes: default garbage collector, every event reported through Locust's request
+event into its stats), the harness's viewer on websocket-client, the harness's lean client
+(harness/users/wsfast.py), and the lean client without recording. Each variant is its own
+process pinned to core 0; the push server (bench/push_server.py) is pinned to core 1 and sends
+every client one event per second.
 
     .venv/bin/python bench/ws_clients.py --viewers 1000 5000 10000 --seconds 30
 
@@ -24,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = [("websocket-client", True), ("fast", True), ("fast", False)]
+STOCK = "locust-stock"
+VARIANTS = [(STOCK, True), ("websocket-client", True), ("fast", True), ("fast", False)]
 
 
 def free_port() -> int:
@@ -33,9 +36,92 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stock_environment(viewers: int, port: int, window: dict[str, Any]) -> Any:
+    """A Locust Environment running the plain websocket-client viewer most Locust users write,
+    counting into `window` from Locust's own request event."""
+    from datetime import datetime
+
+    import websocket
+    from locust import User, constant, task
+    from locust.env import Environment
+
+    url = f"ws://127.0.0.1:{port}/api/v1/streams/bench/ws"
+
+    class StockViewer(User):
+        wait_time = constant(1)
+
+        @task
+        def watch(self) -> None:
+            ws = websocket.create_connection(url)
+            self.environment.events.request.fire(
+                request_type="WS", name="connect", response_time=0, response_length=0,
+                exception=None, context={})
+            while True:
+                text = ws.recv()
+                received = time.time()
+                frame = json.loads(text)
+                sent = datetime.fromisoformat(frame["data"]["timestamp"]).timestamp()
+                self.environment.events.request.fire(
+                    request_type="WS", name=frame["event"],
+                    response_time=(received - sent) * 1000, response_length=len(text),
+                    exception=None, context={})
+
+    def on_request(request_type: str, name: str, response_time: float, **_: Any) -> None:
+        if name == "connect":
+            window["connected"] += 1
+        elif window["open"]:
+            window["events"] += 1
+            window["delays_ms"].append(response_time)
+
+    env = Environment(user_classes=[StockViewer])
+    env.events.request.add_listener(on_request)  # type: ignore[no-untyped-call]
+    return env
+
+
+def stock_client(viewers: int, seconds: float, port: int) -> dict[str, Any]:
+    """The stock variant, measured like `client`: no GC tuning, no harness code."""
+    import gevent
+    import psutil
+
+    window: dict[str, Any] = {"connected": 0, "events": 0, "delays_ms": [], "open": False}
+    env = stock_environment(viewers, port, window)
+    runner = env.create_local_runner()
+    runner.start(viewers, spawn_rate=500)
+    deadline = time.time() + viewers / 400 + 30
+    while window["connected"] < viewers and time.time() < deadline:
+        gevent.sleep(0.5)
+    gevent.sleep(3)
+    proc = psutil.Process()
+    window["open"] = True
+    cpu_before, started = proc.cpu_times(), time.time()
+    gevent.sleep(seconds)
+    cpu_after, elapsed = proc.cpu_times(), time.time() - started
+    window["open"] = False
+    runner.quit()
+    return summary(window["connected"], window["events"], window["delays_ms"],
+                   (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system),
+                   elapsed, proc.memory_info().rss)
+
+
+def summary(connected: int, events: int, delays_ms: list[float], cpu_s: float,
+            elapsed_s: float, rss_bytes: int) -> dict[str, Any]:
+    """One variant's row of the table."""
+    delays = sorted(delays_ms)
+    return {
+        "connected": connected, "events_per_s": events / elapsed_s,
+        "cpu_pct": 100 * cpu_s / elapsed_s,
+        "cpu_us_per_event": 1e6 * cpu_s / max(events, 1),
+        "p50_ms": statistics.median(delays) if delays else None,
+        "p99_ms": delays[int(0.99 * (len(delays) - 1))] if delays else None,
+        "rss_mb": rss_bytes / 2**20,
+    }
+
+
 def client(variant: str, record: bool, viewers: int, seconds: float, port: int) -> dict[str, Any]:
     """Runs inside the pinned client process."""
     os.sched_setaffinity(0, {0})
+    if variant == STOCK:
+        return stock_client(viewers, seconds, port)
     from harness.gctune import tune_gc
 
     tune_gc()  # as `nova-harness run` does
@@ -99,15 +185,17 @@ def client(variant: str, record: bool, viewers: int, seconds: float, port: int) 
     runner.quit()
     if recorder is not None:
         recorder.close(compact_parts=False)
-    delays = sorted(sink.delays_ms)
-    return {
-        "connected": sink.connected, "events_per_s": sink.events / elapsed,
-        "cpu_pct": 100 * cpu_s / elapsed,
-        "cpu_us_per_event": 1e6 * cpu_s / max(sink.events, 1),
-        "p50_ms": statistics.median(delays) if delays else None,
-        "p99_ms": delays[int(0.99 * (len(delays) - 1))] if delays else None,
-        "rss_mb": proc.memory_info().rss / 2**20,
-    }
+    return summary(sink.connected, sink.events, sink.delays_ms, cpu_s, elapsed,
+                   proc.memory_info().rss)
+
+
+def print_ratios(viewers: int, cost_us: dict[tuple[str, bool], float]) -> None:
+    """CPU per event of each recorded baseline over the lean recorded client's."""
+    lean = cost_us.get(("fast", True))
+    for baseline in (STOCK, "websocket-client"):
+        if lean and (baseline, True) in cost_us:
+            print(f"{viewers:>7} {baseline} / lean (both recording): "
+                  f"{cost_us[(baseline, True)] / lean:.2f}x CPU per event", flush=True)
 
 
 def main() -> None:
@@ -127,6 +215,7 @@ def main() -> None:
         server = subprocess.Popen(["taskset", "-c", "1", sys.executable,
                                    str(ROOT / "bench/push_server.py"), str(port)])
         time.sleep(1.5)
+        cost_us: dict[tuple[str, bool], float] = {}
         try:
             for variant, record in VARIANTS:
                 out = subprocess.run(
@@ -142,7 +231,9 @@ def main() -> None:
                       f"{r['connected']:>6} {r['events_per_s']:>7.0f} {r['cpu_pct']:>6.1f} "
                       f"{r['cpu_us_per_event']:>6.1f} {r['p50_ms'] or 0:>6.2f} "
                       f"{r['p99_ms'] or 0:>6.2f} {r['rss_mb']:>6.0f}", flush=True)
+                cost_us[(variant, record)] = r["cpu_us_per_event"]
                 time.sleep(2)
+            print_ratios(viewers, cost_us)
         finally:
             server.terminate()
             server.wait()
