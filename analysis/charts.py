@@ -33,6 +33,7 @@ from analysis.trends import Trend
 
 GREEN, RED, GREY, AMBER = "#2e7d32", "#c62828", "#9e9e9e", "#f9a825"
 STATUS_COLOURS = {"PASS": GREEN, "FAIL": RED, "INCONCLUSIVE": GREY, "SKIPPED": GREY}
+MEASURE_LABELS = {"anon": "anon PSS", "pss": "PSS", "rss": "RSS"}
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -324,7 +325,7 @@ def soak(run: RunData, path: Path) -> Path:
     for role, group in memory.groupby("role"):
         ax = harness if role == "harness" else mem
         minutes = (group.ts - run.start_s) / 60
-        label = f"{role} ({group.measure.iloc[0].upper()})"
+        label = f"{role} ({MEASURE_LABELS[str(group.measure.iloc[0])]})"
         line = ax.plot(minutes, group.memory_bytes / 2**20, linewidth=0.8, label=label)[0]
         fitted = found.get(str(role))
         if fitted is not None:
@@ -335,7 +336,7 @@ def soak(run: RunData, path: Path) -> Path:
         if not frame.empty:
             lat.plot(frame.t_s / 60, frame[column], style, label=f"round trip {column}")
     mem.set_title("Soak: target memory per role, with Theil-Sen trend (dashed) and its band")
-    mem.set_ylabel("MiB (summed PSS or RSS)")
+    mem.set_ylabel("MiB (summed anon PSS, PSS or RSS)")
     harness.set_title("The load generator's own memory")
     harness.set_ylabel("RSS (MiB)")
     lat.set_title(f"Round-trip latency per {width:.0f} s")

@@ -5,11 +5,11 @@ confidence interval, significance is Mann-Kendall. A trend's *growth share* is i
 the judged duration over the series' baseline — reported as 0 when the trend is not
 significant, so a threshold's limit on it is the minimum effect (5 % by default in the files).
 
-Memory is each role's summed PSS where the monitor recorded it, else its summed RSS
-(analysis/memory.py). Also: memory before and after each connect/disconnect cycle, the
-harness's own memory slope (over its longest uninterrupted process: a resumed run is a new
-process with its own level and warm-up), and the time the database spent at its connection
-limit."""
+Memory is each role's summed anonymous PSS where the monitor recorded it, else its summed
+PSS, else its summed RSS (analysis/memory.py). Also: memory before and after each
+connect/disconnect cycle, the harness's own memory slope (over its longest uninterrupted
+process: a resumed run is a new process with its own level and warm-up), and the time the
+database spent at its connection limit."""
 
 from __future__ import annotations
 
@@ -182,8 +182,9 @@ def cycles(run: RunData, role: str = "api") -> list[Cycle]:
 
 
 TREND_METRICS = {
-    "memory_growth_share_max": "largest significant memory growth (summed PSS, or RSS where "
-                               "PSS was not recorded) over the run among the target's roles, "
+    "memory_growth_share_max": "largest significant memory growth (summed anonymous PSS, "
+                               "else PSS, else RSS, as recorded) over the run among the "
+                               "target's roles, "
                                "as a share of its baseline (0 when no trend is significant)",
     "cycle_memory_returned_ratio": "connect/disconnect cycles after which the service's memory "
                                    f"came back within {CYCLE_TOLERANCE:.0%} of its level before",

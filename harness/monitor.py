@@ -170,6 +170,7 @@ class ResourceSampler:
         cpu = rss = reads = writes = fds = 0.0
         mem = 0.0
         pss: int | None = 0 if with_pss else None
+        anon: int | None = 0 if with_pss else None
         for proc in self._tree(root_pid):
             with contextlib.suppress(psutil.Error), proc.oneshot():
                 cpu += proc.cpu_percent()
@@ -179,10 +180,12 @@ class ResourceSampler:
                 io = proc.io_counters()
                 reads, writes = reads + io.read_bytes, writes + io.write_bytes
                 fds += proc.num_fds()
-                if pss is not None:
-                    pss = _add_pss(pss, proc)
+                if with_pss:
+                    proc_pss, proc_anon = smaps_totals(proc.pid)
+                    pss = _plus(pss, proc_pss)
+                    anon = _plus(anon, proc_anon)
         self.sink.add("resources", (now, self.host, role, root_pid, cpu, int(rss), mem,
-                                    int(reads), int(writes), int(fds), 0, pss))
+                                    int(reads), int(writes), int(fds), 0, pss, anon))
 
     def _sample_host(self, now: float) -> None:
         memory = psutil.virtual_memory()
@@ -195,7 +198,7 @@ class ResourceSampler:
             now, self.host, "system", None, psutil.cpu_percent() * self.cpus,
             int(memory.total - memory.available), memory.percent,
             int(disk.read_bytes if disk else 0), int(disk.write_bytes if disk else 0), 0, 0,
-            None))
+            None, None))
         self.sink.add("metrics", (now, "host", "host_disk_busy_pct", "", busy_pct))
         if self._last_net is not None and now > self._last_t:
             for name in ("bytes_sent", "bytes_recv"):
@@ -214,16 +217,35 @@ def busiest_disk_pct(before: Mapping[str, Any], after: Mapping[str, Any],
     return min(100.0, max(0.0, 100 * busiest_ms / 1000 / elapsed_s))
 
 
-def _add_pss(total: int | None, proc: psutil.Process) -> int | None:
-    """`total` plus the process's PSS; None once any process's PSS is unknown (not Linux, or
-    not readable): a partial sum would look like a drop."""
-    if total is None:
-        return None
+# Linux ≥ 4.14; elsewhere PSS is not recorded at all.
+HAS_SMAPS_ROLLUP = Path("/proc/self/smaps_rollup").exists()
+
+
+def smaps_totals(pid: int) -> tuple[int | None, int | None]:
+    """(PSS, anonymous PSS) of a process in bytes, from one read of /proc/PID/smaps_rollup;
+    None for what the kernel does not say (no smaps_rollup, or a kernel without Pss_Anon), or
+    when it may not be read. A process that is gone counts as 0: its memory is gone too."""
+    if not HAS_SMAPS_ROLLUP:
+        return None, None
     try:
-        pss = getattr(proc.memory_full_info(), "pss", None)
-    except psutil.AccessDenied:
-        return None
-    return None if pss is None else total + int(pss)
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0, 0
+    except OSError:
+        return None, None
+    fields: dict[str, int] = {}
+    for line in text.splitlines()[1:]:  # the first line names the address range
+        name, _, value = line.partition(":")
+        parts = value.split()
+        if len(parts) == 2 and parts[1] == "kB":
+            fields[name] = int(parts[0]) * 1024
+    return fields.get("Pss"), fields.get("Pss_Anon")
+
+
+def _plus(total: int | None, value: int | None) -> int | None:
+    """A sum that becomes None once any part is unknown: a partial sum would look like a
+    drop."""
+    return None if total is None or value is None else total + value
 
 
 class PolledSource:

@@ -16,7 +16,7 @@ from harness.scenario import RESOURCE_FIELDS, PrometheusSpec
 from harness.users.context import RowSink
 
 INTEGER_FIELDS = frozenset({"rss_bytes", "read_bytes", "write_bytes", "num_fds", "num_conns",
-                            "pss_bytes"})
+                            "pss_bytes", "anon_pss_bytes"})
 
 
 class PrometheusSource(PolledSource):

@@ -187,7 +187,7 @@ class ProcessSelector(_Strict):
 
 
 RESOURCE_FIELDS = ("cpu_pct", "rss_bytes", "mem_pct", "read_bytes", "write_bytes", "num_fds",
-                   "num_conns", "pss_bytes")
+                   "num_conns", "pss_bytes", "anon_pss_bytes")
 
 
 class PromQuery(_Strict):

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-# 2: resources gained pss_bytes (analysis still reads version 1 folders; resume refuses them)
-RESULTS_SCHEMA_VERSION = 2
+# 2: resources gained pss_bytes; 3: resources gained anon_pss_bytes (analysis still reads
+# older folders, their missing columns as nulls; resume refuses them)
+RESULTS_SCHEMA_VERSION = 3
 
 TABLES: dict[str, pa.Schema] = {
     "samples": pa.schema([
@@ -46,6 +47,11 @@ TABLES: dict[str, pa.Schema] = {
         # Proportional set size summed over the tree (each shared page divided among the
         # processes mapping it): summed RSS counts PostgreSQL's shared buffers once per backend.
         ("pss_bytes", pa.int64()),
+        # The PSS of anonymous pages only (smaps_rollup `Pss_Anon`), summed: what the processes
+        # allocated themselves, each page once. PSS also holds shared memory, which it counts
+        # only while some process maps it: PostgreSQL's shared buffers come and go with its
+        # backends, by ~17 MB on the reference stack, and read as growth or shrinkage.
+        ("anon_pss_bytes", pa.int64()),
     ]),
     "metrics": pa.schema([
         ("ts", pa.float64()),

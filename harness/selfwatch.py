@@ -72,7 +72,7 @@ class SelfWatch:
             fds = -1
         self.ctx.sink.add("resources", (time.time(), self._host, "harness", self.proc.pid, cpu,
                                         memory.rss, self.proc.memory_percent(), 0, 0, fds, 0,
-                                        None))
+                                        None, None))
         self.ctx.event("generator_loop_lag_ms", value=lag, detail=self.ctx.worker)
 
     def summary(self) -> dict[str, Any]:

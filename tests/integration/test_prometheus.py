@@ -101,13 +101,13 @@ def test_promql_rows_match_what_psutil_sees(stack: RunningStack, prometheus: str
     rows = {(row[1], row[2]): row for row in sink.table("resources")}
     assert {host for host, role in rows if role == "api"} == set(apis)
     for host, pid in apis.items():
-        _, _, _, row_pid, cpu_pct, rss_bytes, mem_pct, _, _, num_fds, _, pss_bytes = \
-            rows[(host, "api")]
+        _, _, _, row_pid, cpu_pct, rss_bytes, mem_pct, _, _, num_fds, _, pss_bytes, \
+            anon_pss_bytes = rows[(host, "api")]
         real_rss = psutil.Process(pid).memory_info().rss
         assert abs(rss_bytes - real_rss) < 0.25 * real_rss, (host, rss_bytes, real_rss)
         assert 0 <= cpu_pct < 100 * (psutil.cpu_count() or 1)
         assert num_fds > 5  # not asked for below: pid, memory share, PSS
-        assert row_pid is None and mem_pct is None and pss_bytes is None
+        assert row_pid is None and mem_pct is None and pss_bytes is anon_pss_bytes is None
     (system,) = [row for (_, role), row in rows.items() if role == "system"]
     used = psutil.virtual_memory().total - psutil.virtual_memory().available
     assert abs(system[5] - used) < 0.2 * used

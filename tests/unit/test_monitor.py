@@ -22,6 +22,7 @@ from harness.monitor import (
     ResourceSampler,
     busiest_disk_pct,
     local_stack_roles,
+    smaps_totals,
 )
 from harness.scenario import ProcessSelector
 from stack.state import RoleState
@@ -67,15 +68,40 @@ def test_pss_counts_shared_pages_once() -> None:
         sampler.sample_once()  # within PSS_INTERVAL_S: RSS only
         first, second = [row for table, row in sink.rows if table == "resources"
                          and row[2] == "postgres"]
-        rss_bytes, pss_bytes = first[5], first[11]
+        rss_bytes, pss_bytes, anon_pss_bytes = first[5], first[11], first[12]
         assert rss_bytes > 300_000_000
         assert 75_000_000 < pss_bytes < 120_000_000
-        assert second[5] > 300_000_000 and second[11] is None
+        # The block is private memory shared copy-on-write: anonymous, counted once.
+        assert 75_000_000 < anon_pss_bytes <= pss_bytes
+        assert second[5] > 300_000_000 and second[11] is None and second[12] is None
     finally:
         for child in psutil.Process(parent.pid).children():
             child.kill()
         parent.kill()
         parent.wait()
+
+
+SHARED_MEMORY = """
+import mmap, time
+block = mmap.mmap(-1, 64_000_000)  # shared memory, like PostgreSQL's shared buffers
+for i in range(0, len(block), 4096):
+    block[i] = 1
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_anonymous_pss_leaves_shared_memory_out() -> None:
+    holder = subprocess.Popen([sys.executable, "-c", SHARED_MEMORY], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"ready\n"
+        pss_bytes, anon_pss_bytes = smaps_totals(holder.pid)
+        assert pss_bytes is not None and anon_pss_bytes is not None
+        assert pss_bytes > 64_000_000 and anon_pss_bytes < pss_bytes - 60_000_000
+    finally:
+        holder.kill()
+        holder.wait()
+    assert smaps_totals(holder.pid) == (0, 0)  # gone: nothing held
 
 
 def test_children_are_summed_per_role() -> None:

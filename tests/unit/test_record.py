@@ -91,16 +91,18 @@ def test_a_part_from_schema_1_reads_with_the_newer_columns(tmp_path: Path) -> No
 
     from harness.schema import TABLES
 
-    older = pa.schema([f for f in TABLES["resources"] if f.name != "pss_bytes"])
+    older = pa.schema([f for f in TABLES["resources"]
+                       if f.name not in ("pss_bytes", "anon_pss_bytes")])
     (tmp_path / "resources").mkdir()
     row = {name: [1] for name in older.names} | {"host": ["h"], "role": ["api"]}
     pq.write_table(pa.table(row, schema=older), tmp_path / "resources" / "part-000001.parquet")
     recorder = Recorder(tmp_path)
-    recorder.add("resources", (2.0, "h", "api", 1, 1.0, 10, 0.1, 0, 0, 1, 0, 7))
+    recorder.add("resources", (2.0, "h", "api", 1, 1.0, 10, 0.1, 0, 0, 1, 0, 7, 5))
     recorder.close(compact_parts=False)
     frame = read_table(tmp_path, "resources")
     assert list(frame.columns) == TABLES["resources"].names
     assert frame.pss_bytes.isna().tolist() == [True, False]
+    assert frame.anon_pss_bytes.isna().tolist() == [True, False]
 
 
 def test_bad_row_is_reported_not_raised(tmp_path: Path) -> None:
