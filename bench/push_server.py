@@ -7,6 +7,7 @@ to every connected client, spread evenly over the second, stamped with its send 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from datetime import UTC, datetime
@@ -46,7 +47,10 @@ async def push_forever(app: web.Application) -> None:
             "stream_id": "bench", "timestamp": stamp()}})
         for ws in batch:
             if not ws.closed:
-                await ws.send_str(text)
+                # A client that leaves between the check and the write must not end the loop
+                # that serves every other client.
+                with contextlib.suppress(ConnectionError):
+                    await ws.send_str(text)
 
 
 async def start_pushing(app: web.Application) -> None:
