@@ -105,16 +105,20 @@ def _viewers(run: RunData, start: float, end: float) -> tuple[int, int, int, lis
     events, samples = run.events, run.samples
     drops = events[(events.type == "viewer_dropped") & (events.ts >= start) &
                    (events.ts < end + DROP_GRACE_S)]
-    # A viewer that then learned its stream had ended (a reconnect refused 410) has nothing
-    # to come back to: the stream's end, not the fault, closed it.
+    reconnects = samples[(samples.kind == "ws_reconnect") & (samples.ts >= start)]
+    rejoined_s = (reconnects.ts + reconnects.latency_ms / 1000).groupby(
+        reconnects.user, observed=True).min()
+    # A viewer that then learned its stream had ended (a reconnect refused 410) before it got
+    # back has nothing to come back to: the stream's end, not the fault, closed it. A 410 after
+    # it got back (the run's end) says nothing about the fault.
     ended = events[(events.type == "stream_ended_seen") & (events.detail == "http_410") &
                    (events.ts >= start)]
+    ended = ended[ended.ts < ended.user.astype(object).map(rejoined_s).fillna(math.inf)]
     users = set(drops.user.dropna()) - set(ended.user.dropna())
     nan = float("nan")
     if not users:
         return 0, 0, 0, [nan, nan, nan]
-    back = samples[(samples.kind == "ws_reconnect") & samples.user.isin(users) &
-                   (samples.ts >= start)]
+    back = reconnects[reconnects.user.isin(users)]
     first_back_s = back.groupby("user", observed=True).latency_ms.min() / 1000
     within = int((first_back_s <= BACK_WITHIN_S).sum())
     quantiles = [float(np.percentile(first_back_s, q)) for q in (50, 95, 100)] \

@@ -100,6 +100,17 @@ def test_viewers_dropped_and_back(tmp_path: Path) -> None:
     assert (figure.viewers_dropped, figure.viewers_never_back) == (3, 0)
 
 
+def test_a_410_after_getting_back_does_not_unmake_the_drop(tmp_path: Path) -> None:
+    """All four back 3 s after the fault; at the run's end one's socket closes before it reads
+    `stream_ended` and its reconnect is refused 410. The fault still dropped four."""
+    events, reconnects = _events(4, 3.0)
+    events.append((START + 95.0, "stream_ended_seen", "s1", "v0", None, "http_410"))
+    folder = write_run(tmp_path / "run", _errors_until(50.0) + reconnects,
+                       manifest(faults=[FAULT]), events + _writes(30, 0))
+    figure = faults.figures(load_run(folder))[0]
+    assert (figure.viewers_dropped, figure.viewers_back_within_30s) == (4, 4)
+
+
 def test_lost_writes_are_counted(tmp_path: Path) -> None:
     healthy = load_run(make_run(tmp_path, 50.0))
     assert faults.derived(healthy, "acked_writes_lost").value == 0
