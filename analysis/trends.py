@@ -34,6 +34,10 @@ SETTLE_SHARE, SETTLE_MAX_S = 0.2, 900.0
 CYCLE_WINDOW_S = 15.0
 CYCLE_TOLERANCE = 0.10
 PG_LIMIT_SHARE = 0.95
+# A round trip of ~5 ms whose p95 wanders by a few ms is a large share of itself but no drift
+# anyone would act on (a short soak failed on 4.7 → ~10 ms): latency growth must also be this
+# large to count.
+LATENCY_DRIFT_FLOOR_MS = 10.0
 PG_POLL_S = 5.0
 TARGET_ROLES = ("api", "postgres", "postgres-standby", "redis", "nginx")
 JUDGED_OUT = ("warmup", "cooldown", "gap")
@@ -189,7 +193,8 @@ TREND_METRICS = {
     "cycle_memory_returned_ratio": "connect/disconnect cycles after which the service's memory "
                                    f"came back within {CYCLE_TOLERANCE:.0%} of its level before",
     "ws_rtt_drift_share": "significant growth of the round trip's p95 over the run, as a "
-                          "share of its baseline (0 when not significant)",
+                          "share of its baseline (0 when not significant or under "
+                          f"{LATENCY_DRIFT_FLOOR_MS:.0f} ms)",
     "harness_memory_slope_mb_per_h": "the load generator's own RSS slope, MB per hour (over "
                                      "its longest uninterrupted process)",
     "db_connections_at_limit_s": f"seconds the database had ≥ {PG_LIMIT_SHARE:.0%} of "
@@ -212,7 +217,9 @@ def derived(run: RunData, name: str) -> Estimate:
         found_trend = latency_trend(run)
         if found_trend is None:
             return Estimate(math.nan, None, None, 0)
-        return Estimate(found_trend.growth_share, None, None, found_trend.n)
+        growth_ms = found_trend.slope_per_h * found_trend.duration_h
+        drift_share = found_trend.growth_share if growth_ms >= LATENCY_DRIFT_FLOOR_MS else 0.0
+        return Estimate(drift_share, None, None, found_trend.n)
     if name == "harness_memory_slope_mb_per_h":
         harness = [t for t in memory_trends(run) if t.name == "harness"]
         if not harness:

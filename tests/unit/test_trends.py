@@ -130,6 +130,23 @@ def test_a_role_with_anonymous_pss_is_judged_on_it(tmp_path: Path) -> None:
     assert derived(pss_only, "memory_growth_share_max").value > 0.05  # over the limit
 
 
+def _round_trips(rise_ms: float) -> list[tuple[Any, ...]]:
+    """Two round trips a second for an hour, 5 ms rising by `rise_ms` over the hour."""
+    rng = np.random.default_rng(5)
+    return [(START + t / 2, START + t / 2, "ws_rtt", "stream_info",
+             5.0 + rise_ms * t / (2 * DURATION_S) + rng.exponential(0.5), True, None, None, 0,
+             "local", "v1", "s1") for t in range(int(2 * DURATION_S))]
+
+
+def test_latency_drift_needs_to_be_large_in_ms_too(tmp_path: Path) -> None:
+    """5 → 9 ms is significant and 80 % of the baseline, but 4 ms is noise on a loaded host;
+    5 → 35 ms is a drift."""
+    small = load_run(write_run(tmp_path / "small", _round_trips(4.0), manifest(DURATION_S)))
+    assert derived(small, "ws_rtt_drift_share").value == 0.0
+    large = load_run(write_run(tmp_path / "large", _round_trips(30.0), manifest(DURATION_S)))
+    assert derived(large, "ws_rtt_drift_share").value > 1.0
+
+
 def test_the_harness_slope_is_per_process(tmp_path: Path) -> None:
     """A resumed run is a new generator process at its own level: a flat 150 MiB until the
     kill at 25 min, a flat 200 MiB after. One slope over both would be a 'leak'."""
