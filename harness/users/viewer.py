@@ -18,6 +18,7 @@ import websocket
 from locust import User, constant, task
 
 from harness.users.context import StreamPlan, UserContext
+from harness.users.drops import DropTracker
 from harness.users.hls import HlsPlayer
 from harness.users.reactor import reactor
 from harness.users.wsfast import OP_CLOSE, OP_TEXT, FastSocket, HandshakeRefused
@@ -108,6 +109,7 @@ class ViewerConnection:
         self.pending_info: dict[str, float] = {}
         self.on_started = on_started
         self.greenlet: gevent.Greenlet[Any, Any] | None = None
+        self.drop = DropTracker(ctx, stream.id, user)
 
     def start(self) -> None:
         self.greenlet = gevent.spawn(self._run)
@@ -120,20 +122,23 @@ class ViewerConnection:
             self.greenlet.kill(block=False)
 
     def _run(self) -> None:
-        attempt, dropped_at = 0, None
-        while not self.stopping and not self.stream_ended:
-            if self._connect(dropped_at):
-                attempt = 0
-                self._read()
-                if self.stopping or self.stream_ended or not self.ctx.plan or \
-                        not self.ctx.plan.reconnect:
-                    break
-                dropped_at = time.time()
-                self.ctx.event("viewer_dropped", self.stream.id, self.user)
-            gevent.sleep(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)] * random.uniform(0.8, 1.2))
-            attempt += 1
+        attempt = 0
+        try:
+            while not self.stopping and not self.stream_ended:
+                if self._connect():
+                    attempt = 0
+                    self._read()
+                    if self.stopping or self.stream_ended or not self.ctx.plan or \
+                            not self.ctx.plan.reconnect:
+                        break
+                    self.drop.broke(time.time())
+                gevent.sleep(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)] *
+                             random.uniform(0.8, 1.2))
+                attempt += 1
+        finally:  # also when killed by stop() while backing off
+            self.drop.settle()
 
-    def _connect(self, dropped_at: float | None) -> bool:
+    def _connect(self) -> bool:
         started = time.time()
         ws = FastSocket(self.url, self.headers) if self.client == "fast" else \
             WebsocketClientSocket(self.url, self.headers)
@@ -143,24 +148,24 @@ class ViewerConnection:
             self._connect_failed(started, exc.status, f"HTTP {exc.status}")
             if exc.status == 410:
                 self.stream_ended = True  # nothing to reconnect to
-                if dropped_at is not None:
-                    # The socket broke as the stream ended: a TCP reset can discard the
-                    # `stream_ended` frame unread, and the refusal is how this viewer learns.
-                    self.ctx.event("stream_ended_seen", self.stream.id, self.user,
-                                   detail="http_410")
+                self.drop.stream_gone()
+            else:
+                self.drop.attempted()
             return False
         except OSError as exc:
             self._connect_failed(started, None, type(exc).__name__)
+            self.drop.attempted()
             return False
         self.ws = ws
         connect_ms = (time.time() - started) * 1000
         self.ctx.sample(started, "ws_connect", "connect", connect_ms, True, 101,
                         user=self.user, stream=self.stream.id)
         self.connect_started = started
-        if dropped_at is not None:
+        broken_at_s = self.drop.reconnected()
+        if broken_at_s is not None:
             self.reconnects += 1
-            self.ctx.sample(dropped_at, "ws_reconnect", "reconnect",
-                            (time.time() - dropped_at) * 1000, True, user=self.user,
+            self.ctx.sample(broken_at_s, "ws_reconnect", "reconnect",
+                            (time.time() - broken_at_s) * 1000, True, user=self.user,
                             stream=self.stream.id)
         self.ctx.event("viewer_connected", self.stream.id, self.user,
                        value=float(self.reconnects))
