@@ -129,13 +129,22 @@ def _memory_trends(run: RunData) -> list[Trend]:
 
 
 def _harness_trend(run: RunData) -> Trend | None:
-    """The generator's trend over its longest segment, that segment settled on its own."""
-    memory = _judged(run, role_memory(run.resources, ("harness",)))
-    parts = [settled(part) for part in segments(run, memory) if not part.empty]
-    if not parts:
+    """The generator's trend per process (each worker, each resumed run's new process), each
+    settled on its own: the longest-lived process's, the steepest among those about as long.
+    Per process because each samples its PSS on its own clock: a per-second sum across
+    processes would mix readings of different moments."""
+    rows = run.resources[run.resources.role == "harness"]
+    found = []
+    for part in segments(run, rows):
+        for _, process in part.groupby("pid", observed=True):
+            memory = settled(_judged(run, role_memory(process, ("harness",))))
+            process_trend = trend("harness", memory.ts, memory.memory_bytes, bucket_s(run))
+            if process_trend is not None:
+                found.append(process_trend)
+    if not found:
         return None
-    longest = max(parts, key=lambda part: float(part.ts.max() - part.ts.min()))
-    return trend("harness", longest.ts, longest.memory_bytes, bucket_s(run))
+    longest = max(t.n for t in found)
+    return max((t for t in found if t.n >= 0.9 * longest), key=lambda t: t.slope_per_h)
 
 
 def latency_trend(run: RunData, kind: str = "ws_rtt") -> Trend | None:
@@ -195,8 +204,8 @@ TREND_METRICS = {
     "ws_rtt_drift_share": "significant growth of the round trip's p95 over the run, as a "
                           "share of its baseline (0 when not significant or under "
                           f"{LATENCY_DRIFT_FLOOR_MS:.0f} ms)",
-    "harness_memory_slope_mb_per_h": "the load generator's own RSS slope, MB per hour (over "
-                                     "its longest uninterrupted process)",
+    "harness_memory_slope_mb_per_h": "the load generator's own memory slope (anonymous PSS, "
+                                     "else RSS), MB per hour, over its longest-lived process",
     "db_connections_at_limit_s": f"seconds the database had ≥ {PG_LIMIT_SHARE:.0%} of "
                                  "max_connections in use",
 }

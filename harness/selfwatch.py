@@ -1,5 +1,7 @@
 """The generator watches itself: CPU of this process, event-loop lag (how late a 100 ms sleep
-wakes), RSS. A generator that is saturated marks the run invalid instead of blaming the target."""
+wakes), RSS, and every PSS_INTERVAL_S its PSS and anonymous PSS (growth is judged on the
+anonymous part, as for the target's roles: RSS also counts the library pages it maps). A
+generator that is saturated marks the run invalid instead of blaming the target."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 import gevent
 import psutil
 
+from harness.monitor import PSS_INTERVAL_S, smaps_totals
 from harness.periodic import Every
 from harness.users.context import UserContext
 
@@ -33,6 +36,7 @@ class SelfWatch:
     _lags_ms: list[float] = field(default_factory=list)
     _lag_greenlet: Any = None
     _sampler: Every | None = None
+    _pss_at: float = float("-inf")
 
     def start(self) -> None:
         self.proc = psutil.Process(os.getpid())
@@ -70,9 +74,15 @@ class SelfWatch:
             fds = self.proc.num_fds()
         except psutil.Error:
             fds = -1
-        self.ctx.sink.add("resources", (time.time(), self._host, "harness", self.proc.pid, cpu,
+        now = time.time()
+        pss: int | None = None
+        anon: int | None = None
+        if now - self._pss_at >= PSS_INTERVAL_S:
+            self._pss_at = now
+            pss, anon = smaps_totals(self.proc.pid)
+        self.ctx.sink.add("resources", (now, self._host, "harness", self.proc.pid, cpu,
                                         memory.rss, self.proc.memory_percent(), 0, 0, fds, 0,
-                                        None, None))
+                                        pss, anon))
         self.ctx.event("generator_loop_lag_ms", value=lag, detail=self.ctx.worker)
 
     def summary(self) -> dict[str, Any]:

@@ -204,3 +204,20 @@ def test_resume_refuses_a_completed_run(tmp_path: Path) -> None:
     with pytest.raises(InputError) as failure:
         prepare_resume(folder)
     assert any("never started" in p for p in failure.value.problems)
+
+
+def test_the_harness_growth_reads_its_anonymous_memory(tmp_path: Path) -> None:
+    """RSS rising 20 MiB over the hour (library pages touched late) while the anonymous PSS,
+    read every 5 s, stays flat: no growth."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for t in range(int(DURATION_S)):
+        rss = int(200 * MIB + 20 * MIB * t / DURATION_S + rng.normal(0, MIB))
+        anon = int(120 * MIB + rng.normal(0, MIB)) if t % 5 == 0 else None
+        rows.append((START + t, "h", "harness", 1, 1.0, rss, 0.1, 0, 0, 10, 0,
+                     None if anon is None else anon + 30 * MIB, anon))
+    slope = derived(run_with(tmp_path, rows), "harness_memory_slope_mb_per_h")
+    assert abs(slope.value) < 1.0, slope
+    rss_only = [(*row[:11], None, None) for row in rows]
+    assert derived(run_with(tmp_path / "rss", rss_only),
+                   "harness_memory_slope_mb_per_h").value > 15
