@@ -3,10 +3,10 @@
     .venv/bin/nova-harness soak scenarios/soak-4h.yaml --duration 32m --results /tmp/soak
     .venv/bin/python bench/soak_memory.py /tmp/soak/<run-id> [...]
 
-Per folder: the generator's RSS at the start of the settled span and at the end, its
-Theil-Sen slope in MB/h with the 95 % interval (the same statistic as the soak verdict
-`harness-memory-flat`), the target's roles likewise, rows and events per second, and the
-results' size per hour on disk.
+Per folder: the generator's memory (anonymous PSS, else RSS) at the start of the settled span
+and at the end, its Theil-Sen slope in MB/h with the 95 % interval (the same statistic as the
+soak verdict `harness-memory-flat`), the target's roles likewise, rows and events per second,
+and the results' size per hour on disk.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ def report(folder: Path) -> None:
     print(f"{folder.name}: {hours * 60:.1f} min, {len(run.samples) / (hours * 3600):.0f} "
           f"samples/s, {len(run.events) / (hours * 3600):.0f} events/s")
     if not harness.empty:
-        print(f"  harness RSS {harness.memory_bytes.iloc[0] / 1e6:.1f} MB → "
-              f"{harness.memory_bytes.iloc[-1] / 1e6:.1f} MB over the settled span")
+        print(f"  harness {harness.measure.iloc[0]} {harness.memory_bytes.iloc[0] / 1e6:.1f} MB "
+              f"→ {harness.memory_bytes.iloc[-1] / 1e6:.1f} MB over the settled span")
     for trend in memory_trends(run):
         low = "?" if trend.low_per_h is None else f"{trend.low_per_h / 1e6:.2f}"
         high = "?" if trend.high_per_h is None else f"{trend.high_per_h / 1e6:.2f}"
