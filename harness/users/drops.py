@@ -35,8 +35,7 @@ class DropTracker:
         """A connect attempt was refused because the stream has ended."""
         if self.broken_at_s is None:
             return
-        if self._undecided:
-            self._undecided = False  # the stream's end closed it: not a drop
+        self._undecided = False  # if still undecided, the stream's end closed it: not a drop
         self.sink.event("stream_ended_seen", self.stream, self.user, detail="http_410")
         self.broken_at_s = None
 
