@@ -2,11 +2,12 @@
 checklist's memory share, the charts). The best measure the rows carry wins; growth (trends,
 cycles, the soak chart) prefers the first, a role's share of the host's memory the second:
 
-- `anon_pss_bytes` (results format 3, the local stack's processes every few seconds): the
-  anonymous pages' PSS summed — what the processes allocated themselves, each page once;
+- `anon_pss_bytes` (results format 3, the local stack's processes every few seconds, and the
+  harness's self-watch since 2026-11-29): the anonymous pages' PSS summed — what the processes
+  allocated themselves, each page once;
 - `pss_bytes` (format 2): all of PSS, which also holds shared memory, and counts it only while
   some process maps it — PostgreSQL's shared buffers come and go with its backends;
-- `rss_bytes` elsewhere (PromQL rows, the harness's self-watch, format 1 folders): summed RSS
+- `rss_bytes` elsewhere (PromQL rows, older harness rows, format 1 folders): summed RSS
   counts a page shared by a role's processes once per process, so PostgreSQL's shared buffers
   appear once per backend and a backend warming its share of them looks like growth."""
 

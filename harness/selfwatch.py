@@ -1,7 +1,7 @@
 """The generator watches itself: CPU of this process, event-loop lag (how late a 100 ms sleep
-wakes), RSS, and every PSS_INTERVAL_S its PSS and anonymous PSS (growth is judged on the
-anonymous part, as for the target's roles: RSS also counts the library pages it maps). A
-generator that is saturated marks the run invalid instead of blaming the target."""
+wakes), RSS, and every PSS_INTERVAL_S its PSS and anonymous PSS (its growth is judged on the
+anonymous part, the same measure as the target's roles). A generator that is saturated marks
+the run invalid instead of blaming the target."""
 
 from __future__ import annotations
 
