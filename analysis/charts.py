@@ -338,7 +338,7 @@ def soak(run: RunData, path: Path) -> Path:
     mem.set_title("Soak: target memory per role, with Theil-Sen trend (dashed) and its band")
     mem.set_ylabel("MiB (summed anon PSS, PSS or RSS)")
     harness.set_title("The load generator's own memory")
-    harness.set_ylabel("RSS (MiB)")
+    harness.set_ylabel("MiB (anon PSS, else RSS)")
     lat.set_title(f"Round-trip latency per {width:.0f} s")
     lat.set_ylabel("ms")
     lat.set_xlabel("minutes since start")
@@ -349,15 +349,16 @@ def soak(run: RunData, path: Path) -> Path:
 
 
 def _trend_line(ax: Axes, run: RunData, fitted: Trend, colour: str) -> None:
-    """The fitted slope from its baseline over the span it was fitted on, with the slope
-    interval as a band."""
-    hours = np.linspace(0.0, fitted.duration_h, 50)
-    minutes = (fitted.start_s - run.start_s) / 60 + hours * 60
-    base = fitted.baseline / 2**20
-    ax.plot(minutes, base + fitted.slope_per_h * hours / 2**20, "--", color=colour)
-    if fitted.low_per_h is not None and fitted.high_per_h is not None:
-        ax.fill_between(minutes, base + fitted.low_per_h * hours / 2**20,
-                        base + fitted.high_per_h * hours / 2**20, color=colour, alpha=0.12)
+    """The fitted slope from each span's baseline over the span, with the slope interval as a
+    band (a resumed run's spans are drawn apart: the fit does not cross the gap)."""
+    for span in fitted.spans:
+        hours = np.linspace(0.0, span.duration_h, 50)
+        minutes = (span.start_s - run.start_s) / 60 + hours * 60
+        base = span.baseline / 2**20
+        ax.plot(minutes, base + fitted.slope_per_h * hours / 2**20, "--", color=colour)
+        if fitted.low_per_h is not None and fitted.high_per_h is not None:
+            ax.fill_between(minutes, base + fitted.low_per_h * hours / 2**20,
+                            base + fitted.high_per_h * hours / 2**20, color=colour, alpha=0.12)
 
 
 def draw_all(run: RunData, verdict: Verdict, folder: Path) -> list[Path]:

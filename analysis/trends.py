@@ -1,9 +1,12 @@
 """Soak statistics (checklist §15): trends that fail only when they are both significant and
 large. A series is first reduced to medians per bucket (the raw 1 s samples are strongly
 autocorrelated, which would make any test over-confident); the slope is Theil-Sen with its
-confidence interval, significance is Mann-Kendall. A trend's *growth share* is its slope times
-the judged duration over the series' baseline — reported as 0 when the trend is not
-significant, so a threshold's limit on it is the minimum effect (5 % by default in the files).
+confidence interval, significance is Mann-Kendall; a resumed run's series is fitted only
+within its uninterrupted stretches (both statistics stratified), because the restarted stack
+comes back at its own level and a step across the gap is not growth. A trend's *growth share*
+is its slope times the judged duration over the series' baseline — reported as 0 when the
+trend is not significant, so a threshold's limit on it is the minimum effect (5 % by default
+in the files).
 
 Memory is each role's summed anonymous PSS where the monitor recorded it, else its summed
 PSS, else its summed RSS (analysis/memory.py). Also: memory before and after each
@@ -15,10 +18,12 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from analysis.load import RunData, phase_mask
 from analysis.memory import role_memory
@@ -44,18 +49,39 @@ JUDGED_OUT = ("warmup", "cooldown", "gap")
 
 
 @dataclass(frozen=True)
+class Span:
+    """One uninterrupted stretch of a fitted series (a run resumed after a kill has two)."""
+
+    start_s: float  # the first bucket (epoch seconds)
+    duration_h: float
+    baseline: float  # median of the stretch's first BASELINE_SHARE of buckets
+
+
+@dataclass(frozen=True)
 class Trend:
-    """One series' trend over the judged phases."""
+    """One series' trend over the judged phases. A resumed run's series is fitted within
+    its spans only (stratified): a level step across the gap is not growth."""
 
     name: str
     slope_per_h: float
     low_per_h: float | None
     high_per_h: float | None
     p_value: float
-    baseline: float
-    duration_h: float
+    spans: tuple[Span, ...]
     n: int
-    start_s: float  # the first bucket (epoch seconds): the fit spans start_s .. + duration_h
+
+    @property
+    def baseline(self) -> float:
+        return self.spans[0].baseline
+
+    @property
+    def duration_h(self) -> float:
+        """Hours fitted (the spans' sum: a gap is not time the series could grow in)."""
+        return sum(span.duration_h for span in self.spans)
+
+    @property
+    def start_s(self) -> float:
+        return self.spans[0].start_s
 
     @property
     def significant(self) -> bool:
@@ -75,19 +101,30 @@ def bucket_s(run: RunData) -> float:
     return max(10.0, (run.end_s - run.start_s) / BUCKET_TARGET)
 
 
-def trend(name: str, ts: pd.Series, values: pd.Series, width_s: float) -> Trend | None:
-    """The trend of `values` (at times `ts`), or None with too few buckets."""
+def trend(name: str, ts: pd.Series, values: pd.Series, width_s: float,
+          cuts: Sequence[float] = ()) -> Trend | None:
+    """The trend of `values` (at times `ts`), fitted within the stretches between `cuts`
+    (gap starts), or None with too few buckets."""
     if ts.empty:
         return None
     buckets = values.groupby((ts // width_s) * width_s).median().sort_index()
     if len(buckets) < MIN_BUCKETS:
         return None
-    hours = (buckets.index.to_numpy(dtype=np.float64) - float(buckets.index[0])) / 3600
+    starts_s = buckets.index.to_numpy(dtype=np.float64)
+    hours = (starts_s - starts_s[0]) / 3600
     y = buckets.to_numpy(dtype=np.float64)
-    slope = theil_sen(hours, y)
+    strata = np.searchsorted(np.asarray(cuts, dtype=np.float64), starts_s, side="right")
+    slope = theil_sen(hours, y, strata=strata)
+    spans = tuple(_span(starts_s[strata == label], y[strata == label])
+                  for label in np.unique(strata))
+    return Trend(name, slope.value, slope.low, slope.high, mann_kendall_p(y, strata), spans,
+                 len(y))
+
+
+def _span(starts_s: NDArray[np.float64], y: NDArray[np.float64]) -> Span:
     head = max(1, int(len(y) * BASELINE_SHARE))
-    return Trend(name, slope.value, slope.low, slope.high, mann_kendall_p(y),
-                 float(np.median(y[:head])), float(hours[-1]), len(y), float(buckets.index[0]))
+    return Span(float(starts_s[0]), float(starts_s[-1] - starts_s[0]) / 3600,
+                float(np.median(y[:head])))
 
 
 def _judged(run: RunData, frame: pd.DataFrame) -> pd.DataFrame:
@@ -102,12 +139,22 @@ def settled(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame.ts >= first + min(SETTLE_SHARE * (last - first), SETTLE_MAX_S)]
 
 
+def gap_starts(run: RunData) -> list[float]:
+    """Where each recorded gap (a killed run and its resumption) began."""
+    return sorted(float(p["start"]) for p in run.phases() if p["name"] == "gap")
+
+
 def segments(run: RunData, frame: pd.DataFrame) -> list[pd.DataFrame]:
-    """`frame` cut at every recorded gap (a killed run and its resumption)."""
-    cuts = sorted(float(p["start"]) for p in run.phases() if p["name"] == "gap")
-    edges = [-math.inf, *cuts, math.inf]
+    """`frame` cut at every recorded gap."""
+    edges = [-math.inf, *gap_starts(run), math.inf]
     return [frame[(frame.ts >= low) & (frame.ts < high)]
             for low, high in itertools.pairwise(edges)]
+
+
+def judged_settled(run: RunData, frame: pd.DataFrame) -> pd.DataFrame:
+    """The judged rows of `frame`, each segment settled on its own (a resumed run restarts
+    the stack: its memory fills its caches again)."""
+    return pd.concat([settled(part) for part in segments(run, _judged(run, frame))])
 
 
 def memory_trends(run: RunData) -> list[Trend]:
@@ -118,10 +165,11 @@ def memory_trends(run: RunData) -> list[Trend]:
 
 def _memory_trends(run: RunData) -> list[Trend]:
     """Memory trend per target role (instances and children summed) and of the harness."""
-    memory = settled(_judged(run, role_memory(run.resources, TARGET_ROLES)))
+    memory = judged_settled(run, role_memory(run.resources, TARGET_ROLES))
     found = []
     for role, group in memory.groupby("role"):
-        found_trend = trend(str(role), group.ts, group.memory_bytes, bucket_s(run))
+        found_trend = trend(str(role), group.ts, group.memory_bytes, bucket_s(run),
+                            gap_starts(run))
         if found_trend is not None:
             found.append(found_trend)
     harness = _harness_trend(run)
@@ -150,13 +198,13 @@ def _harness_trend(run: RunData) -> Trend | None:
 def latency_trend(run: RunData, kind: str = "ws_rtt") -> Trend | None:
     """Trend of the per-bucket p95 of one sample kind (the clock-free round trip by
     default: push latency would mix the generator's and the server's clocks)."""
-    samples = settled(_judged(run, run.samples[(run.samples.kind == kind) & run.samples.ok]))
+    samples = judged_settled(run, run.samples[(run.samples.kind == kind) & run.samples.ok])
     if samples.empty:
         return None
     width = bucket_s(run)
     p95 = samples.latency_ms.groupby((samples.ts // width) * width).quantile(0.95)
     return trend(f"{kind} p95", pd.Series(p95.index, dtype=float), p95.reset_index(drop=True),
-                 width)
+                 width, gap_starts(run))
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from analysis.load import load_run
 from analysis.memory import memory_by_second
+from analysis.stats import mann_kendall_p, theil_sen
 from analysis.trends import MIN_BUCKETS, derived, memory_trends
 from harness.errors import InputError
 from harness.resume import prepare_resume, segment_phases
@@ -32,8 +34,10 @@ def resources(role: str, rss_at: Any, seed: int = 1) -> list[tuple[Any, ...]]:
 
 def run_with(tmp_path: Path, rows: list[tuple[Any, ...]],
              events: list[tuple[Any, ...]] | None = None,
-             metrics: list[tuple[Any, ...]] | None = None) -> Any:
-    folder = write_run(tmp_path, [], manifest(DURATION_S), events=events, metrics=metrics)
+             metrics: list[tuple[Any, ...]] | None = None,
+             gaps: list[dict[str, float]] | None = None) -> Any:
+    folder = write_run(tmp_path, [], manifest(DURATION_S, gaps=gaps or []), events=events,
+                       metrics=metrics)
     from harness.record import Recorder
 
     recorder = Recorder(folder, flush_interval_s=3600)
@@ -60,6 +64,41 @@ def test_a_step_while_settling_is_not_a_trend(tmp_path: Path) -> None:
     """PostgreSQL touching its shared buffers early looks like growth; it is left out."""
     stepped = run_with(tmp_path, resources("postgres", lambda t: (150 if t < 300 else 300) * MIB))
     assert derived(stepped, "memory_growth_share_max").value == 0.0
+
+
+def test_one_stratum_is_scipys_theil_sen_and_kendall() -> None:
+    """The stratified statistics reduce to the usual ones (ties included) on one stratum."""
+    rng = np.random.default_rng(6)
+    x = np.arange(60, dtype=np.float64) / 7
+    y = np.round(0.3 * x + rng.normal(0, 1, 60), 1)
+    ours, theirs = theil_sen(x, y), stats.theilslopes(y, x, alpha=0.95)
+    assert (ours.value, ours.low, ours.high) == pytest.approx((theirs[0], theirs[2], theirs[3]))
+    expected = stats.kendalltau(np.arange(60), y, method="asymptotic").pvalue
+    assert mann_kendall_p(y) == pytest.approx(expected)
+
+
+def test_a_step_at_a_gap_is_not_growth_but_growth_within_the_segments_is(
+        tmp_path: Path) -> None:
+    """A resumed run restarts the stack: PostgreSQL flat at 105 MiB before the kill at
+    25 min and flat at 121.5 MiB after (as a CI run measured) is no leak. One fit over both
+    read it as +16 % growth."""
+    gaps = [{"start": START + 1500, "end": START + 1600}]
+    def stepped(t: float) -> float:
+        return (105 if t < 1500 else 121.5) * MIB
+    rows = [row for row in resources("postgres", stepped) if not 1500 <= row[0] - START < 1600]
+    run = run_with(tmp_path / "step", rows, gaps=gaps)
+    assert derived(run, "memory_growth_share_max").value == 0.0
+    (found,) = memory_trends(run)
+    assert len(found.spans) == 2 and found.spans[1].start_s >= START + 1600
+    # The same rows with no gap recorded are one stretch: the step reads as significant growth.
+    assert derived(run_with(tmp_path / "nogap", rows), "memory_growth_share_max").value > 0
+    # 20 MiB an hour inside both stretches, on top of the step, still fails.
+    def leaking(t: float) -> float:
+        return stepped(t) + 20 * MIB * t / DURATION_S
+    rows = [row for row in resources("postgres", leaking) if not 1500 <= row[0] - START < 1600]
+    (found,) = memory_trends(run_with(tmp_path / "leak", rows, gaps=gaps))
+    assert found.significant and 15 * MIB < found.slope_per_h < 25 * MIB
+    assert 0.1 < found.growth_share < 0.2
 
 
 def cycle_events(count: int) -> list[tuple[Any, ...]]:
