@@ -5,7 +5,6 @@ compacted file already covers."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,29 +15,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.errors import InputError
+from harness.record import table_files
 from harness.schema import TABLES
 
-_COMPACT = re.compile(r"^compact-(\d+)-(\d+)\.parquet$")
-_PART = re.compile(r"^part-(\d+)\.parquet$")
 # After a fault, latency and error thresholds of normal operation are not judged for this long
 # (the fault verdicts judge that stretch; docs/chaos.md).
 RECOVERY_PHASE_S = 30.0
-
-
-def table_files(folder: Path) -> list[Path]:
-    """The readable files of one table, in write order, without double counting."""
-    if not folder.is_dir():
-        return []
-    covered: list[tuple[int, int]] = []
-    compacted, parts = [], []
-    for path in folder.iterdir():
-        if match := _COMPACT.match(path.name):
-            covered.append((int(match[1]), int(match[2])))
-            compacted.append((int(match[1]), path))
-        elif match := _PART.match(path.name):
-            parts.append((int(match[1]), path))
-    kept = [(n, p) for n, p in parts if not any(lo <= n <= hi for lo, hi in covered)]
-    return [p for _, p in sorted(compacted + kept)]
 
 
 def read_table(results_dir: Path, name: str) -> pd.DataFrame:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -23,6 +24,8 @@ import pyarrow.parquet as pq
 from harness.schema import TABLES
 
 _COMPACT_PREFIX = "compact-"
+_COMPACT = re.compile(r"^compact-(\d+)-(\d+)\.parquet$")
+_PART = re.compile(r"^part-(\d+)\.parquet$")
 COMPACT_TIMEOUT_S = 300.0
 
 
@@ -94,6 +97,23 @@ def _compact_last(path: Path) -> int:
         return int(path.stem.split("-")[2])
     except (IndexError, ValueError):
         return 0
+
+
+def table_files(folder: Path) -> list[Path]:
+    """The readable files of one table (compacted files and the parts they do not cover), in
+    write order, without double counting."""
+    if not folder.is_dir():
+        return []
+    covered: list[tuple[int, int]] = []
+    compacted, parts = [], []
+    for path in folder.iterdir():
+        if match := _COMPACT.match(path.name):
+            covered.append((int(match[1]), int(match[2])))
+            compacted.append((int(match[1]), path))
+        elif match := _PART.match(path.name):
+            parts.append((int(match[1]), path))
+    kept = [(n, p) for n, p in parts if not any(lo <= n <= hi for lo, hi in covered)]
+    return [p for _, p in sorted(compacted + kept)]
 
 
 def compact(folder: Path, upto: int | None = None) -> Path | None:

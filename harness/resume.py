@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from harness.errors import InputError
+from harness.record import table_files
 from harness.schema import RESULTS_SCHEMA_VERSION
 
 MIN_REMAINING_S = 60.0
@@ -39,7 +40,7 @@ def _data_end(results_dir: Path) -> float:
     """The newest timestamp in any table's parts (what a killed run really recorded)."""
     newest = 0.0
     for table in ("samples", "events", "resources", "metrics"):
-        for part in (results_dir / table).glob("part-*.parquet"):
+        for part in table_files(results_dir / table):
             column = pq.read_table(part, columns=["ts"]).column("ts")
             if len(column):
                 newest = max(newest, float(pc.max(column).as_py()))
@@ -48,7 +49,7 @@ def _data_end(results_dir: Path) -> float:
 
 def _cycles_done(results_dir: Path) -> int:
     done = 0
-    for part in (results_dir / "events").glob("part-*.parquet"):
+    for part in table_files(results_dir / "events"):
         table = pq.read_table(part, columns=["type", "value"]).to_pydict()
         done = max([done, *(int(v) for t, v in zip(table["type"], table["value"], strict=True)
                             if t == "cycle_idle_end" and v is not None)])
@@ -77,9 +78,12 @@ def prepare_resume(results_dir: Path) -> Resume:
     if problems:
         raise InputError(problems, hint="--resume continues an aborted or killed run")
     data_end = _data_end(results_dir)
+    if data_end <= 0:
+        raise InputError([f"--resume {results_dir}: no rows recorded in any table"],
+                         hint="--resume continues a run that recorded data before it died")
     stages = [dict(s) for s in manifest["stages"]]
     if stages[-1].get("end") is None or stages[-1]["end"] > data_end:
-        stages[-1]["end"] = data_end
+        stages[-1]["end"] = max(data_end, float(stages[-1]["start"]))
     planned = float(manifest["planned"]["duration_s"])
     covered = sum(float(s["end"]) - float(s["start"]) for s in stages)
     remaining = planned - covered

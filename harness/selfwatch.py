@@ -79,7 +79,8 @@ class SelfWatch:
         anon: int | None = None
         if now - self._pss_at >= PSS_INTERVAL_S:
             self._pss_at = now
-            pss, anon = smaps_totals(self.proc.pid)
+            # Off the loop, as the target's PSS (harness/monitor.py): it walks page tables.
+            pss, anon = gevent.get_hub().threadpool.apply(smaps_totals, (self.proc.pid,))
         self.ctx.sink.add("resources", (now, self._host, "harness", self.proc.pid, cpu,
                                         memory.rss, self.proc.memory_percent(), 0, 0, fds, 0,
                                         pss, anon))

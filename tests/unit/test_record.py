@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.load import read_table, table_files
-from harness.record import Recorder, compact
+from analysis.load import read_table
+from harness.record import Recorder, compact, table_files
 
 
 def sample(i: int) -> tuple[object, ...]:

@@ -230,6 +230,26 @@ def test_resume_reads_what_a_killed_run_left(tmp_path: Path) -> None:
                       ("steady", 903, 997), ("cooldown", 997, 1000)]
 
 
+def test_resume_reads_a_folder_whose_parts_were_compacted(tmp_path: Path) -> None:
+    """A soak compacts its parts every few minutes: a kill after that leaves only
+    `compact-*.parquet` files. Reading parts alone once found no data, put the gap at epoch 0
+    and planned the resumed run for 56 years."""
+    folder = killed_soak(tmp_path / "r1")
+    for part in folder.glob("*/part-*.parquet"):  # what compact() leaves of a single part
+        number = part.stem.split("-")[1]
+        part.rename(part.with_name(f"compact-{number}-{number}.parquet"))
+    assert list(folder.glob("events/compact-*.parquet"))
+    assert not list(folder.glob("*/part-*.parquet"))
+    resume = prepare_resume(folder)
+    assert resume.cycles_done == 1 and resume.gaps[-1]["start"] == START + 500
+    assert resume.remaining_s == pytest.approx(600 - 500)
+    for table in ("samples", "events", "resources", "metrics"):
+        for path in (folder / table).iterdir():
+            path.unlink()
+    with pytest.raises(InputError, match="no rows recorded"):
+        prepare_resume(folder)
+
+
 def test_resume_refuses_a_completed_run(tmp_path: Path) -> None:
     folder = killed_soak(tmp_path / "done", status="completed")
     with pytest.raises(InputError, match="completed"):
