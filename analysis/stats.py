@@ -68,7 +68,7 @@ def theil_sen(x: NDArray[np.float64], y: NDArray[np.float64],
               strata: NDArray[np.int64] | None = None) -> Estimate:
     """Slope of y per unit of x, robust to outliers, with its confidence interval (Sen's).
     With `strata` (a label per point) slopes are taken only between points of the same
-    stratum: a change of level between strata (a resumed run on a fresh process) is no
+    stratum: a change of level between strata (the two segments of a resumed run) is no
     slope, while a slope inside every stratum still is."""
     n = len(x)
     if n < 3:

@@ -2,8 +2,9 @@
 large. A series is first reduced to medians per bucket (the raw 1 s samples are strongly
 autocorrelated, which would make any test over-confident); the slope is Theil-Sen with its
 confidence interval, significance is Mann-Kendall; a resumed run's series is fitted only
-within its uninterrupted stretches (both statistics stratified), because the restarted stack
-comes back at its own level and a step across the gap is not growth. A trend's *growth share*
+within its uninterrupted stretches (both statistics stratified): the kill drops every socket
+and session at once and the resumed run opens new ones, so the target settles at a new level,
+and a step across the gap is not growth. A trend's *growth share*
 is its slope times the judged duration over the series' baseline — reported as 0 when the
 trend is not significant, so a threshold's limit on it is the minimum effect (5 % by default
 in the files).
@@ -152,8 +153,8 @@ def segments(run: RunData, frame: pd.DataFrame) -> list[pd.DataFrame]:
 
 
 def judged_settled(run: RunData, frame: pd.DataFrame) -> pd.DataFrame:
-    """The judged rows of `frame`, each segment settled on its own (a resumed run restarts
-    the stack: its memory fills its caches again)."""
+    """The judged rows of `frame`, each segment settled on its own (a resumed run ramps its
+    viewers, streams and sessions up again)."""
     return pd.concat([settled(part) for part in segments(run, _judged(run, frame))])
 
 
