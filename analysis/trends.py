@@ -1,7 +1,7 @@
 """Soak statistics (checklist §15): trends that fail only when they are both significant and
 large. A series is first reduced to medians per bucket (the raw 1 s samples are strongly
 autocorrelated, which would make any test over-confident); the slope is Theil-Sen with its
-confidence interval, significance is Mann-Kendall; a resumed run's series is fitted only
+confidence interval, significance is Mann-Kendall; a resumed run's memory is fitted only
 within its uninterrupted stretches (both statistics stratified): the kill drops every socket
 and session at once and the resumed run opens new ones, so the target settles at a new level,
 and a step across the gap is not growth. A trend's *growth share*
@@ -199,13 +199,16 @@ def _harness_trend(run: RunData) -> Trend | None:
 def latency_trend(run: RunData, kind: str = "ws_rtt") -> Trend | None:
     """Trend of the per-bucket p95 of one sample kind (the clock-free round trip by
     default: push latency would mix the generator's and the server's clocks)."""
-    samples = judged_settled(run, run.samples[(run.samples.kind == kind) & run.samples.ok])
+    # One fit across a resumed run's gap, unlike memory: a resumed segment is short, and
+    # fitted alone its few buckets let the teardown's last seconds (round trips in flight
+    # when the publishers stop) read as drift — a CI-like run failed so (2026-11-29).
+    samples = settled(_judged(run, run.samples[(run.samples.kind == kind) & run.samples.ok]))
     if samples.empty:
         return None
     width = bucket_s(run)
     p95 = samples.latency_ms.groupby((samples.ts // width) * width).quantile(0.95)
     return trend(f"{kind} p95", pd.Series(p95.index, dtype=float), p95.reset_index(drop=True),
-                 width, gap_starts(run))
+                 width)
 
 
 @dataclass(frozen=True)
