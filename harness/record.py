@@ -86,17 +86,13 @@ class TableWriter:
 
 
 def _part_number(path: Path) -> int:
-    try:
-        return int(path.stem.split("-")[1])
-    except (IndexError, ValueError):
-        return 0
+    match = _PART.match(path.name)
+    return int(match[1]) if match else 0
 
 
 def _compact_last(path: Path) -> int:
-    try:
-        return int(path.stem.split("-")[2])
-    except (IndexError, ValueError):
-        return 0
+    match = _COMPACT.match(path.name)
+    return int(match[2]) if match else 0
 
 
 def table_files(folder: Path) -> list[Path]:
