@@ -1,68 +1,134 @@
 """A WebSocket server that pushes one contract-shaped `viewer_count_changed` frame per second
-to every connected client, spread evenly over the second, stamped with its send time.
+to every connected client, paced evenly over the second (about one send per client every
+1/N s, in 1 ms steps) and stamped with each frame's own send time just before it is written.
+
+So "receive time minus stamp" at the client is what the client (and the loopback) added, not
+the server's sequencing: an aiohttp server stamping once per slot of 500 clients measured its
+own queue, and could not send 10,000 frames/s from one core. Here a frame is a prebuilt
+WebSocket header plus a formatted string written straight to the transport.
 
     python bench/push_server.py PORT
+
+Prints, once a second on stderr when asked (`--stats`), frames sent and frames skipped
+because a client's socket buffer was full (a client that stopped reading).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import contextlib
-import json
+import base64
+import hashlib
 import sys
+import time
 from datetime import UTC, datetime
+from typing import ClassVar
 
-from aiohttp import web
-
-clients: list[web.WebSocketResponse] = []
-
-
-def stamp() -> str:
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+BACKED_UP_BYTES = 64 * 1024
+FRAME = ('{"event": "viewer_count_changed", "data": {"viewer_count": %d, "peak_viewers": %d, '
+         '"change": 0, "stream_id": "bench", "timestamp": "%s"}}')
 
 
-async def socket_handler(request: web.Request) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(autoping=True, compress=False)
-    await ws.prepare(request)
-    clients.append(ws)
-    try:
-        async for _ in ws:
-            pass
-    finally:
-        clients.remove(ws)
-    return ws
+def text_frame(payload: bytes) -> bytes:
+    """One unmasked, unfragmented server text frame."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65536:
+        return bytes((0x81, 126)) + size.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + size.to_bytes(8, "big") + payload
 
 
-async def push_forever(app: web.Application) -> None:
-    slots = 20
-    tick = 0
+def accept_key(request: bytes) -> bytes | None:
+    """Sec-WebSocket-Accept for a handshake request, or None when it is not one."""
+    for line in request.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"sec-websocket-key":
+            return base64.b64encode(hashlib.sha1(value.strip() + GUID).digest())
+    return None
+
+
+class Pusher(asyncio.Protocol):
+    """One client: a handshake, then frames out; whatever the client sends is ignored."""
+
+    clients: ClassVar[dict[Pusher, None]] = {}
+    sent: ClassVar[int] = 0
+    skipped: ClassVar[int] = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport, self.request = transport, b""
+
+    def data_received(self, data: bytes) -> None:
+        if self in Pusher.clients:
+            return
+        self.request += data
+        if b"\r\n\r\n" not in self.request:
+            return
+        key = accept_key(self.request)
+        if key is None:
+            self.transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            self.transport.close()
+            return
+        self.transport.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                             b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + key +
+                             b"\r\n\r\n")
+        Pusher.clients[self] = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        Pusher.clients.pop(self, None)
+
+    def push(self, count: int) -> None:
+        if self.transport.is_closing():
+            return
+        if self.transport.get_write_buffer_size() > BACKED_UP_BYTES:
+            Pusher.skipped += 1
+            return
+        stamp = datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="microseconds")
+        self.transport.write(text_frame((FRAME % (count, count, stamp)).encode()))
+        Pusher.sent += 1
+
+
+async def push_forever() -> None:
+    """Every second, every client once, spread over the second in 1 ms steps."""
+    loop = asyncio.get_running_loop()
     while True:
-        await asyncio.sleep(1 / slots)
-        tick += 1
-        batch = clients[tick % slots::slots]
-        # One frame per slot (stamped once): the server must not be the bottleneck.
-        text = json.dumps({"event": "viewer_count_changed", "data": {
-            "viewer_count": len(clients), "peak_viewers": len(clients), "change": 0,
-            "stream_id": "bench", "timestamp": stamp()}})
-        for ws in batch:
-            if not ws.closed:
-                # A client that leaves between the check and the write must not end the loop
-                # that serves every other client.
-                with contextlib.suppress(ConnectionError):
-                    await ws.send_str(text)
+        started = loop.time()
+        targets = list(Pusher.clients)
+        count, done = len(targets), 0
+        while done < count:
+            due = min(count, int((loop.time() - started) * count) + 1)
+            for client in targets[done:due]:
+                client.push(count)
+            done = due
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(max(0.0, started + 1.0 - loop.time()))
 
 
-async def start_pushing(app: web.Application) -> None:
-    app["pusher"] = asyncio.create_task(push_forever(app))
+async def print_stats() -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        print(f"clients {len(Pusher.clients)} sent {Pusher.sent} skipped {Pusher.skipped}",
+              file=sys.stderr, flush=True)
+
+
+async def serve(port: int, stats: bool) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Pusher, "127.0.0.1", port, backlog=4096)
+    tasks = [asyncio.create_task(push_forever())]
+    if stats:
+        tasks.append(asyncio.create_task(print_stats()))
+    async with server:
+        await asyncio.gather(*tasks)
 
 
 def main() -> None:
-    app = web.Application()
-    app.router.add_get("/api/v1/streams/{stream_id}/ws", socket_handler)
-    app.on_startup.append(start_pushing)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), backlog=4096, print=None,
-                access_log=None)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("port", type=int)
+    parser.add_argument("--stats", action="store_true", help="print counts every second")
+    args = parser.parse_args()
+    asyncio.run(serve(args.port, args.stats))
 
 
 if __name__ == "__main__":

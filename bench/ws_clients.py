@@ -8,7 +8,9 @@ every client one event per second.
     .venv/bin/python bench/ws_clients.py --viewers 1000 5000 10000 --seconds 30
 
 Prints: events/s received, CPU % of the generator's core, CPU µs per received event, and the
-client-added delay (receive time minus server send stamp) p50/p99 over the measured window.
+client-added delay p50/p99 over the measured window: receive time minus the frame's own send
+stamp, which the push server takes just before writing each frame, sends paced evenly over the
+second (so the delay is the client's and the loopback's, not the server's queue).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -185,6 +188,7 @@ def client(variant: str, record: bool, viewers: int, seconds: float, port: int) 
     runner.quit()
     if recorder is not None:
         recorder.close(compact_parts=False)
+    shutil.rmtree(results_dir, ignore_errors=True)
     return summary(sink.connected, sink.events, sink.delays_ms, cpu_s, elapsed,
                    proc.memory_info().rss)
 

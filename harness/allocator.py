@@ -5,13 +5,19 @@ segments; RSS then creeps while the Python heap stays flat (docs/performance.md,
 soak). Capping the arenas and trimming on a clock hands those pages back, so the harness's
 own memory slope measures leaks, not allocator retention. The same clock runs the full garbage
 collection that the generator's tuned thresholds (harness.gctune) would otherwise put hours
-apart: memory in dead reference cycles is only handed back once it is collected."""
+apart: memory in dead reference cycles is only handed back once it is collected.
+
+Arrow's default pool here is mimalloc, whose freed pages stay with the thread that allocated
+them (the Recorder's writer thread) however often the loop asks the pool to release them: in
+a 50-minute soak its resident pages swung between 4.5 and 10 MB while the rest of the process
+stayed flat within ~0.5 MB, and that swing was the generator's whole memory "trend"
+(docs/performance.md). A generator therefore runs Arrow on GENERATOR_ARROW_POOL, chosen by
+`choose_arrow_pool` before pyarrow is imported (Arrow reads its pool once, at import)."""
 
 from __future__ import annotations
 
 import logging
-
-import pyarrow as pa
+import os
 
 from harness.gctune import collect_cycles
 from harness.periodic import Every
@@ -21,6 +27,14 @@ log = logging.getLogger(__name__)
 
 TRIM_INTERVAL_S = 60.0
 ARENA_LIMIT = 2
+ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
+GENERATOR_ARROW_POOL = "jemalloc"
+
+
+def choose_arrow_pool(backend: str = GENERATOR_ARROW_POOL) -> None:
+    """Make `backend` Arrow's default pool in this process and its children, unless the user
+    chose one in the environment. Only effective before pyarrow is first imported."""
+    os.environ.setdefault(ARROW_POOL_ENV, backend)
 
 
 def limit_arenas(arenas: int = ARENA_LIMIT) -> bool:
@@ -29,8 +43,10 @@ def limit_arenas(arenas: int = ARENA_LIMIT) -> bool:
 
 
 def release_free_memory() -> None:
-    """Return freed pages to the OS: Arrow's pool first (mimalloc here, which returns its
-    own freed segments; the system pool's go back to malloc), then every malloc arena."""
+    """Return freed pages to the OS: Arrow's pool first (jemalloc in a generator purges
+    its arenas; the system pool's pages go back with malloc's), then every malloc arena."""
+    import pyarrow as pa  # here, not at import: choose_arrow_pool must run before pyarrow
+
     pa.default_memory_pool().release_unused()
     malloc.trim()
 

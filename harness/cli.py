@@ -503,6 +503,10 @@ def _add_analysis_commands(sub: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Command = args.func
+    if func in (cmd_run, cmd_soak, cmd_worker):
+        from harness.allocator import choose_arrow_pool
+
+        choose_arrow_pool()  # before anything imports pyarrow (harness/allocator.py)
     try:
         return func(args)
     except KeyboardInterrupt:

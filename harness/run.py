@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import gevent
 import psutil
+import pyarrow as pa
 from locust.env import Environment
 
 from harness import __version__, allocator, memtrace
@@ -172,7 +173,8 @@ class Run:
             "target": self.endpoints_public,
             "host": {"hostname": socket.gethostname(), "cpus": os.cpu_count(),
                      "memory_bytes": psutil.virtual_memory().total,
-                     "python": platform.python_version()},
+                     "python": platform.python_version(),
+                     "arrow_pool": pa.default_memory_pool().backend_name},
             "planned": {"viewers": s.planned_viewers, "streams": s.streams.count,
                         "duration_s": resumed.planned_s if resumed else s.load.total_s,
                         "api_rate_per_s": s.api_clients.rate_per_s,

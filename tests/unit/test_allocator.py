@@ -5,7 +5,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import os
+import subprocess
+import sys
 import weakref
+from pathlib import Path
 
 import psutil
 import pytest
@@ -27,6 +31,7 @@ def libc() -> ctypes.CDLL:
 
 def test_freed_heap_pages_return_to_the_os_only_when_trimmed(libc: ctypes.CDLL) -> None:
     process = psutil.Process()
+    allocator.release_free_memory()  # its first call imports pyarrow: not in the window below
     chunks = [libc.malloc(CHUNK_BYTES) for _ in range(CHUNKS)]
     assert all(chunks)
     for chunk in chunks:
@@ -70,3 +75,26 @@ def test_tidy_frees_dead_cycles_the_tuned_collector_would_keep() -> None:
         assert watched() is None
     finally:
         gc.set_threshold(*thresholds)
+
+
+def _pool_after_cli(command: list[str], environ: dict[str, str]) -> tuple[int, str]:
+    """Exit code of `nova-harness COMMAND` run in a fresh interpreter, then Arrow's pool there."""
+    code = ("from harness.cli import main\n"
+            f"rc = main({command!r})\n"
+            "import pyarrow as pa\n"
+            "print(rc, pa.default_memory_pool().backend_name)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=environ, check=True, timeout=60)
+    rc, backend = done.stdout.split()[-2:]
+    return int(rc), backend
+
+
+def test_load_commands_run_arrow_on_the_generator_pool_unless_the_user_chose_one(
+        tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.yaml")
+    clean = {k: v for k, v in os.environ.items() if k != allocator.ARROW_POOL_ENV}
+    assert _pool_after_cli(["run", missing], clean) == (2, allocator.GENERATOR_ARROW_POOL)
+    assert _pool_after_cli(["run", missing], {**clean, allocator.ARROW_POOL_ENV: "system"}) \
+        == (2, "system")
+    # Analysis keeps Arrow's own default.
+    assert _pool_after_cli(["validate", missing], clean)[1] != allocator.GENERATOR_ARROW_POOL
