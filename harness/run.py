@@ -27,11 +27,12 @@ from locust.env import Environment
 from harness import __version__, allocator, memtrace
 from harness.audit import StreamAudit
 from harness.chaos import ChaosRunner, Occurrence, check_experiments, describe, plan
-from harness.errors import InputError, TargetUnreachable
+from harness.errors import HarnessError, InputError, TargetUnreachable
 from harness.fleet import Fleet
 from harness.gctune import tune_gc
 from harness.ledger import WriteLedger
 from harness.livestats import LiveStats
+from harness.login import LoginSpec, login_tokens, read_credentials
 from harness.monitor import MetricsScraper, ProcessSelection, ResourceSampler, local_stack_roles
 from harness.promql import PrometheusSource
 from harness.record import Recorder, atomic_write_json
@@ -82,11 +83,12 @@ def new_run_id(name: str) -> str:
     return f"{stamp}-{name}-{uuid.uuid4().hex[:6]}"
 
 
-def user_classes(viewers: int) -> list[type]:
+def user_classes(viewers: int, api_clocks: int = 1) -> list[type]:
     """Run-specific subclasses: Locust reads `fixed_count` from the class."""
     viewer = type("Viewer", (ViewerUser,), {"fixed_count": viewers, "abstract": False,
                                            "__module__": __name__})
-    api = type("ApiClients", (ApiArrivalsUser,), {"abstract": False, "__module__": __name__})
+    api = type("ApiClients", (ApiArrivalsUser,), {"fixed_count": api_clocks, "abstract": False,
+                                                  "__module__": __name__})
     return [viewer, api]
 
 
@@ -109,6 +111,11 @@ class Run:
         if auth.mode == "token_file":
             problems += token_file_problems(Path(str(auth.token_file)),
                                             self.scenario.load.total_s, time.time())
+        if auth.login is not None and auth.mode == "login":
+            try:
+                read_credentials(Path(auth.login.credentials_file))
+            except InputError as exc:
+                problems += exc.problems
         if problems:
             raise InputError(problems, hint)
         self.run_id = new_run_id(self.scenario.name)
@@ -122,6 +129,7 @@ class Run:
         self.worker_procs: list[subprocess.Popen[bytes]] = []
         self.endpoints_public: dict[str, str] = {}
         self.ids_by_key: dict[str, str] = {}  # filled as streams are created (nginx /stat)
+        self._logged_in: tuple[str, ...] | None = None
         self.started_at: float | None = None
         self.chaos: ChaosRunner | None = None
         self.ledger: WriteLedger | None = None
@@ -188,6 +196,11 @@ class Run:
         document.update(extra)
         return document
 
+    @property
+    def api_clocks(self) -> int:
+        """API arrival clocks: one per worker process, each with its share of the rate."""
+        return max(1, self.options.workers)
+
     def all_stages(self) -> list[dict[str, Any]]:
         """This run's stages, after those of the run it resumes."""
         return [*(self.options.resume.stages if self.options.resume else []), *self.stages]
@@ -222,6 +235,18 @@ class Run:
                 "rtmp_url": target.rtmp_url or "", "hls_base": target.hls_base or base,
                 "metrics_url": base + self.profile.path("metrics")}
 
+    def _endpoints_and_tokens(self) -> dict[str, str]:
+        """The target's endpoints (the local stack started if needed), then the tokens' source
+        tried once: a login that fails ends the run before anything is recorded or loaded."""
+        endpoints = self.endpoints()
+        try:
+            self.tokens(1, endpoints["api_base"])
+        except HarnessError:
+            if self.started_stack:
+                local.down(self.options.stack_dir)
+            raise
+        return endpoints
+
     def _check_reused(self, running: dict[str, Any]) -> None:
         """A stack already running in the folder must have the parts the scenario needs."""
         wanted, problems = self.scenario.stack, []
@@ -234,30 +259,42 @@ class Run:
                                             f"{self.options.stack_dir}`) or use another "
                                             "--run-dir")
 
-    def tokens(self, count: int) -> tuple[str, ...]:
-        """Tokens for `count` users that last the whole run (checked up front for a token
-        file, minted to live the run's length otherwise)."""
+    def tokens(self, count: int, api_base: str) -> tuple[str, ...]:
+        """`count` tokens that last the whole run, reused in turn when the source has fewer
+        (checked up front for a token file, obtained by logging in for the login endpoint,
+        minted to live the run's length otherwise)."""
         auth = self.scenario.auth
         if auth.mode == "token_file":
-            return read_token_file(Path(str(auth.token_file)))
-        minter = minter_for(run_dir=self.options.stack_dir,
-                            secret_env=auth.secret_env if auth.mode == "secret_env" else None,
-                            key_file=Path(auth.key_file) if auth.mode == "key_file" and
-                            auth.key_file else None)
-        return mint_for_run(minter, count, self.scenario.load.total_s)
+            found = read_token_file(Path(str(auth.token_file)))
+        elif auth.mode == "login" and auth.login is not None:
+            if self._logged_in is None:  # one login per credential for the whole run
+                self._logged_in = login_tokens(
+                    LoginSpec(auth.login.url, Path(auth.login.credentials_file),
+                              auth.login.username_field, auth.login.password_field,
+                              auth.login.token_field),
+                    api_base, self.scenario.planned_viewers, self.scenario.load.total_s)
+            found = self._logged_in
+        else:
+            minter = minter_for(
+                run_dir=self.options.stack_dir,
+                secret_env=auth.secret_env if auth.mode == "secret_env" else None,
+                key_file=Path(auth.key_file) if auth.mode == "key_file" and auth.key_file
+                else None)
+            found = mint_for_run(minter, count, self.scenario.load.total_s)
+        return tuple(found[i % len(found)] for i in range(max(1, count)))
 
     # -- the run -------------------------------------------------------------------------
 
     def execute(self, show: Callable[[Run], None] | None = None) -> RunOutcome:
+        self.started_at = time.time()
+        endpoints = self._endpoints_and_tokens()
         self.results_dir.mkdir(parents=True, exist_ok=True)
         (self.results_dir / "logs").mkdir(exist_ok=True)
-        self.started_at = time.time()
         allocator.limit_arenas()  # before the recorder's writer thread makes an arena
         self.recorder = Recorder(self.results_dir)
         self.live = LiveStats(self.recorder)
         self.ctx = UserContext(worker="master" if self.options.workers else "local",
                                sink=self.live)
-        endpoints = self.endpoints()
         self.endpoints_public = {k: v for k, v in endpoints.items()
                                  if not k.endswith(("database_url", "redis_url"))}
         self.write_manifest("running")
@@ -380,7 +417,7 @@ class Run:
             "resumed": self.options.resume is not None})
 
     def _environment(self) -> Environment:
-        classes = user_classes(self.scenario.planned_viewers)
+        classes = user_classes(self.scenario.planned_viewers, self.api_clocks)
         if self.scenario.api_clients.rate_per_s <= 0:
             classes = classes[:1]
         env = Environment(user_classes=classes)
@@ -401,7 +438,7 @@ class Run:
 
     def _drive(self, endpoints: dict[str, str], show: Callable[[Run], None] | None) -> str:
         s = self.scenario
-        api_tokens = self.tokens(10)
+        api_tokens = self.tokens(10, endpoints["api_base"])
         self.fleet = Fleet(self.ctx, self.profile, endpoints["api_base"],
                            endpoints["rtmp_url"], endpoints["hls_base"], api_tokens[0],
                            self.results_dir)
@@ -411,11 +448,11 @@ class Run:
         plan = RunPlan(
             api_base=endpoints["api_base"], ws_base=endpoints["ws_base"],
             profile=self.profile.model_dump(by_alias=True), streams=tuple(streams),
-            viewer_tokens=self.tokens(s.planned_viewers), api_tokens=api_tokens,
+            viewer_tokens=self.tokens(s.planned_viewers, endpoints["api_base"]),
+            api_tokens=api_tokens,
             hls_share=s.viewers.hls_share, info_interval_s=s.viewers.info_interval_s,
             reconnect=s.viewers.reconnect,
-            # One ApiClients user (fixed_count 1) runs the whole arrival rate.
-            api_rate_per_s=s.api_clients.rate_per_s,
+            api_rate_per_s=s.api_clients.rate_per_s, api_clocks=self.api_clocks,
             api_mix=dict(s.api_clients.mix), region=s.streams.region,
             ws_client=s.viewers.ws_client)
         self.ctx.set_plan(plan)
@@ -425,7 +462,7 @@ class Run:
         if self.options.workers:
             self._start_workers(runner)
             runner.send_message("nova_plan", plan.to_message())
-        users = s.planned_viewers + (1 if s.api_clients.rate_per_s > 0 else 0)
+        users = s.planned_viewers + (self.api_clocks if s.api_clients.rate_per_s > 0 else 0)
         spawn_rate = s.load.spawn_rate_per_s or max(1.0, users / max(s.load.ramp, 1.0))
         # Built before the load: its client's TLS context takes ~30 ms of the loop.
         self.audit = StreamAudit(self.ctx, self.profile, endpoints["api_base"], api_tokens[1],

@@ -76,19 +76,34 @@ class TargetSpec(_Strict):
         return self
 
 
+class LoginSettings(_Strict):
+    """The target's login endpoint: a POST of {username_field, password_field} as JSON per
+    line of `credentials_file` (`username:password`); the token is read at `token_field`
+    (a dotted path) of the JSON answer. `url` is absolute or a path on the API's origin."""
+
+    url: Annotated[str, Field(min_length=1)]
+    credentials_file: Annotated[str, Field(min_length=1)]
+    username_field: str = "username"
+    password_field: str = "password"
+    token_field: str = "access_token"
+
+
 class AuthSpec(_Strict):
     """How tokens are obtained: the local stack's keys, an HS256 secret in an environment
-    variable, an RS256 private key file, or a file of ready tokens (one per line)."""
+    variable, an RS256 private key file, a file of ready tokens (one per line), or the
+    target's login endpoint."""
 
-    mode: Literal["local_stack", "secret_env", "key_file", "token_file"] = "local_stack"
+    mode: Literal["local_stack", "secret_env", "key_file", "token_file", "login"] = \
+        "local_stack"
     secret_env: str | None = None
     key_file: str | None = None
     token_file: str | None = None
+    login: LoginSettings | None = None
 
     @model_validator(mode="after")
     def _has_source(self) -> AuthSpec:
         needed = {"secret_env": self.secret_env, "key_file": self.key_file,
-                  "token_file": self.token_file}
+                  "token_file": self.token_file, "login": self.login}
         if self.mode in needed and not needed[self.mode]:
             raise ValueError(f"mode {self.mode} needs '{self.mode}'")
         return self

@@ -1,18 +1,23 @@
 """The generator watches itself: CPU of this process, event-loop lag (how late a 100 ms sleep
 wakes), RSS, and every PSS_INTERVAL_S its PSS and anonymous PSS (its growth is judged on the
-anonymous part, the same measure as the target's roles). A generator that is saturated marks
-the run invalid instead of blaming the target."""
+anonymous part, the same measure as the target's roles), with two figures that say what a
+growth is made of (metrics rows, source `harness`): the blocks Python's allocator holds for
+live objects and the bytes Arrow's pool has allocated. Anonymous memory growing while both
+stay flat is the allocators keeping freed memory, not a leak. A generator that is saturated
+marks the run invalid instead of blaming the target."""
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
 import psutil
+import pyarrow as pa
 
 from harness.monitor import PSS_INTERVAL_S, smaps_totals
 from harness.periodic import Every
@@ -81,6 +86,11 @@ class SelfWatch:
             self._pss_at = now
             # Off the loop, as the target's PSS (harness/monitor.py): it walks page tables.
             pss, anon = gevent.get_hub().threadpool.apply(smaps_totals, (self.proc.pid,))
+            # Both are counters the allocators keep: microseconds, so on the loop.
+            self.ctx.sink.add("metrics", (now, "harness", "python_allocated_blocks", "",
+                                          float(sys.getallocatedblocks())))
+            self.ctx.sink.add("metrics", (now, "harness", "arrow_allocated_bytes", "",
+                                          float(pa.total_allocated_bytes())))
         self.ctx.sink.add("resources", (now, self._host, "harness", self.proc.pid, cpu,
                                         memory.rss, self.proc.memory_percent(), 0, 0, fds, 0,
                                         pss, anon))

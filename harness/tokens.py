@@ -63,7 +63,7 @@ def read_token_file(path: Path) -> tuple[str, ...]:
     return tuple(ln.strip() for ln in path.read_text().splitlines() if ln.strip())
 
 
-def _expiry_s(token: str) -> float | None:
+def expiry_s(token: str) -> float | None:
     """The `exp` claim of a JWT, read without verifying it (the target verifies); infinity
     for a JWT without one, None for something that is not a JWT."""
     parts = token.split(".")
@@ -90,7 +90,7 @@ def token_file_problems(path: Path, run_s: float, now_s: float) -> list[str]:
     if not tokens:
         return [f"{where}: no tokens (one JWT per line)"]
     ends_s = now_s + run_s
-    expiries = [_expiry_s(token) for token in tokens]
+    expiries = [expiry_s(token) for token in tokens]
     not_jwt = [n for n, exp_s in enumerate(expiries, start=1) if exp_s is None]
     expiring = sorted(exp_s for exp_s in expiries if exp_s is not None and exp_s < ends_s)
     problems = []
@@ -100,10 +100,11 @@ def token_file_problems(path: Path, run_s: float, now_s: float) -> list[str]:
                         f"(lines {shown})")
     if expiring:
         problems.append(f"{where}: {len(expiring)} of {len(tokens)} tokens expire before the "
-                        f"run ends at {_utc(ends_s)} (the first at {_utc(expiring[0])}); mint "
+                        f"run ends at {utc(ends_s)} (the first at {utc(expiring[0])}); mint "
                         f"tokens that live at least {int(run_s + TOKEN_MARGIN_S)} s")
     return problems
 
 
-def _utc(epoch_s: float) -> str:
+def utc(epoch_s: float) -> str:
+    """`epoch_s` as an ISO 8601 UTC time to the second."""
     return dt.datetime.fromtimestamp(epoch_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

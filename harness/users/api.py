@@ -101,7 +101,9 @@ class ApiOperations:
 
 
 class ApiArrivalsUser(User):
-    """One per process: the arrival clock. Each arrival runs in its own greenlet."""
+    """An arrival clock running the plan's rate divided among its `api_clocks` (one per worker
+    process with --workers, so no single worker carries the whole open-model rate). Each
+    arrival runs in its own greenlet."""
 
     abstract = True
     fixed_count = 1
@@ -120,11 +122,12 @@ class ApiArrivalsUser(User):
     def arrivals(self) -> None:
         """The arrival clock; runs until Locust stops the user."""
         assert self.ctx.plan is not None
-        rate = self.ctx.plan.api_rate_per_s
+        rate = self.ctx.plan.api_rate_per_s / max(1, self.ctx.plan.api_clocks)
         if rate <= 0:
             gevent.sleep(3600)
             return
-        started, n = time.time(), 0
+        # Clocks on different workers start out of step, so their arrivals interleave.
+        started, n = time.time() + random.random() / rate, 0
         in_flight = Group()
         try:
             while True:

@@ -40,6 +40,8 @@ class RunPlan:
     api_mix: dict[str, float]
     region: str
     ws_client: str = "fast"
+    # Arrival clocks sharing api_rate_per_s (one per worker process with --workers).
+    api_clocks: int = 1
 
     def to_message(self) -> dict[str, Any]:
         return asdict(self)

@@ -4,21 +4,25 @@ cleanly and keeps what was recorded."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from aiohttp import web
 
 from analysis.load import read_manifest, read_table
 from harness.auth import TokenMinter
 from harness.schema import TABLES
+from harness.tokens import minter_for
 from tests.support import new_run_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,6 +87,11 @@ def check_results(folder: Path, viewers: int, streams: int) -> None:
         set(metrics.series)
     assert not any(s.endswith("_poll_failed") for s in set(metrics.series))
     assert {"db_active_streams", "db_open_viewer_sessions"} <= set(metrics.series)
+    # What the generator's memory is made of, beside its PSS (harness/selfwatch.py).
+    heap = metrics[metrics.source == "harness"]
+    assert (heap[heap.series == "python_allocated_blocks"].value > 10_000).all()
+    assert len(heap[heap.series == "arrow_allocated_bytes"]) >= 3
+    assert manifest["host"]["arrow_pool"] == "jemalloc"
     readbacks = events[events.type == "stream_readback"]
     assert len(readbacks) == streams and all('"status": "ended"' in d for d in readbacks.detail)
     secret_free = json.dumps(manifest)
@@ -130,6 +139,11 @@ def test_run_with_two_workers_has_the_same_schema(stack_dir: Path, tmp_path: Pat
     samples = read_table(folder, "samples")
     viewer_workers = set(samples[samples.kind == "ws_connect"].worker)
     assert viewer_workers == {"worker-1", "worker-2"}
+    # The open-model API rate (--api-rate 10) is shared by one arrival clock per worker.
+    arrivals = samples[(samples.kind == "http") & samples.worker.isin(viewer_workers)]
+    assert set(arrivals.worker) == viewer_workers
+    per_s = (len(arrivals) - 1) / (arrivals.intended_ts.max() - arrivals.intended_ts.min())
+    assert 7 <= per_s <= 13, per_s
 
 
 def test_ctrl_c_aborts_and_keeps_results(stack_dir: Path, tmp_path: Path) -> None:
@@ -223,3 +237,91 @@ def test_wrong_viewer_count_fails_the_consistency_check(tmp_path: Path) -> None:
     finally:
         local.down(broken)
         shutil.rmtree(broken, ignore_errors=True)
+
+
+USERS = {"ann@example.com": "pw-ann-7f3a", "bob@example.com": "pw-bob-91c2"}
+
+
+class LoginServer:
+    """A real login endpoint on loopback: POST /auth/login {email, password} answers
+    {"data": {"access_token": JWT}} minted with the local stack's key, 401 otherwise."""
+
+    def __init__(self, stack_dir: Path) -> None:
+        self.stack_dir, self.logins, self.port = stack_dir, 0, 0
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+
+    async def login(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if USERS.get(body.get("email")) != body.get("password"):
+            return web.json_response({"error": "UNAUTHORIZED"}, status=401)
+        self.logins += 1
+        token = minter_for(run_dir=self.stack_dir).mint(expires_in_s=3600)
+        return web.json_response({"data": {"access_token": token}})
+
+    def serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        app = web.Application()
+        app.router.add_post("/auth/login", self.login)
+        runner = web.AppRunner(app, access_log=None)
+        self.loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(runner.cleanup())
+
+
+@pytest.fixture
+def login_server(stack_dir: Path) -> Iterator[LoginServer]:
+    server = LoginServer(stack_dir)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    assert server.ready.wait(10)
+    yield server
+    server.loop.call_soon_threadsafe(server.loop.stop)
+    thread.join(10)
+
+
+def login_scenario(tmp_path: Path, port: int, credentials: str) -> Path:
+    (tmp_path / "users.txt").write_text(credentials)
+    smoke = yaml.safe_load((ROOT / "scenarios/smoke.yaml").read_text())
+    smoke["thresholds"] = str(ROOT / "scenarios" / smoke["thresholds"])
+    smoke["auth"] = {"mode": "login", "login": {
+        "url": f"http://127.0.0.1:{port}/auth/login",
+        "credentials_file": str(tmp_path / "users.txt"), "username_field": "email",
+        "token_field": "data.access_token"}}
+    scenario = tmp_path / "login.yaml"
+    scenario.write_text(yaml.safe_dump(smoke))
+    return scenario
+
+
+def test_viewers_use_tokens_from_the_login_endpoint(stack_dir: Path, tmp_path: Path,
+                                                    login_server: LoginServer) -> None:
+    users = "".join(f"{name}:{password}\n" for name, password in USERS.items())
+    scenario = login_scenario(tmp_path, login_server.port, "# team accounts\n" + users)
+    result = subprocess.run([*CLI, "run", str(scenario), "--results", str(tmp_path / "r"),
+                             "--run-dir", str(stack_dir), "--quiet"],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "run completed: 5/5 viewers connected" in result.stdout
+    assert login_server.logins == 2  # one per credential, not one per viewer or per call
+    folder = next((tmp_path / "r").iterdir())
+    written = b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+    for password in USERS.values():
+        assert password.encode() not in written
+        assert password not in result.stdout + result.stderr
+
+
+def test_a_failed_login_names_the_line_and_starts_nothing(stack_dir: Path, tmp_path: Path,
+                                                          login_server: LoginServer) -> None:
+    scenario = login_scenario(tmp_path, login_server.port,
+                              "ann@example.com:pw-ann-7f3a\nbob@example.com:wrong-password\n")
+    result = subprocess.run([*CLI, "run", str(scenario), "--results", str(tmp_path / "r"),
+                             "--run-dir", str(stack_dir), "--quiet"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "line 2 (bob@example.com)" in result.stderr and "answered 401" in result.stderr
+    assert "wrong-password" not in result.stderr
+    assert not (tmp_path / "r").exists()
