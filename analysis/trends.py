@@ -167,10 +167,9 @@ def memory_trends(run: RunData) -> list[Trend]:
 def _memory_trends(run: RunData) -> list[Trend]:
     """Memory trend per target role (instances and children summed) and of the harness."""
     memory = judged_settled(run, role_memory(run.resources, TARGET_ROLES))
-    found = []
+    found, cuts = [], gap_starts(run)
     for role, group in memory.groupby("role"):
-        found_trend = trend(str(role), group.ts, group.memory_bytes, bucket_s(run),
-                            gap_starts(run))
+        found_trend = trend(str(role), group.ts, group.memory_bytes, bucket_s(run), cuts)
         if found_trend is not None:
             found.append(found_trend)
     harness = _harness_trend(run)
