@@ -1,13 +1,15 @@
 """A WebSocket server that pushes one contract-shaped `viewer_count_changed` frame per second
-to every connected client, paced evenly over the second (about one send per client every
-1/N s, in 1 ms steps) and stamped with each frame's own send time just before it is written.
+to every connected client, each frame stamped with its own send time just before it is
+written. `--pace burst` (the default) sends in 20 slots a second, each slot to a twentieth of
+the clients at once, as a service fans an event out to a stream's viewers; `--pace even`
+spreads the sends over the second in 1 ms steps.
 
 So "receive time minus stamp" at the client is what the client (and the loopback) added, not
 the server's sequencing: an aiohttp server stamping once per slot of 500 clients measured its
 own queue, and could not send 10,000 frames/s from one core. Here a frame is a prebuilt
 WebSocket header plus a formatted string written straight to the transport.
 
-    python bench/push_server.py PORT
+    python bench/push_server.py PORT [--pace burst|even] [--stats]
 
 Prints, once a second on stderr when asked (`--stats`), frames sent and frames skipped
 because a client's socket buffer was full (a client that stopped reading).
@@ -90,7 +92,19 @@ class Pusher(asyncio.Protocol):
         Pusher.sent += 1
 
 
-async def push_forever() -> None:
+async def push_in_bursts(slots: int = 20) -> None:
+    """Every 1/slots s, a frame to every slots-th client, written back to back."""
+    loop = asyncio.get_running_loop()
+    tick, started = 0, loop.time()
+    while True:
+        tick += 1
+        await asyncio.sleep(max(0.0, started + tick / slots - loop.time()))
+        targets = list(Pusher.clients)
+        for client in targets[tick % slots::slots]:
+            client.push(len(targets))
+
+
+async def push_evenly() -> None:
     """Every second, every client once, spread over the second in 1 ms steps."""
     loop = asyncio.get_running_loop()
     while True:
@@ -113,10 +127,10 @@ async def print_stats() -> None:
               file=sys.stderr, flush=True)
 
 
-async def serve(port: int, stats: bool) -> None:
+async def serve(port: int, pace: str, stats: bool) -> None:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(Pusher, "127.0.0.1", port, backlog=4096)
-    tasks = [asyncio.create_task(push_forever())]
+    tasks = [asyncio.create_task(push_evenly() if pace == "even" else push_in_bursts())]
     if stats:
         tasks.append(asyncio.create_task(print_stats()))
     async with server:
@@ -126,9 +140,11 @@ async def serve(port: int, stats: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("port", type=int)
+    parser.add_argument("--pace", choices=("burst", "even"), default="burst",
+                        help="20 bursts a second (default) or sends spread evenly")
     parser.add_argument("--stats", action="store_true", help="print counts every second")
     args = parser.parse_args()
-    asyncio.run(serve(args.port, args.stats))
+    asyncio.run(serve(args.port, args.pace, args.stats))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@ every client one event per second.
 
 Prints: events/s received, CPU % of the generator's core, CPU µs per received event, and the
 client-added delay p50/p99 over the measured window: receive time minus the frame's own send
-stamp, which the push server takes just before writing each frame, sends paced evenly over the
-second (so the delay is the client's and the loopback's, not the server's queue).
+stamp, which the push server takes just before writing each frame (so the delay is the
+client's and the loopback's, not the server's queue). `--pace burst` (default) sends in 20
+bursts a second, as a service fans an event out to a stream's viewers; `--pace even` spreads
+the sends over the second, the worst case for a client that drains ready sockets in batches.
 """
 
 from __future__ import annotations
@@ -206,6 +208,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--viewers", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--pace", choices=("burst", "even"), default="burst",
+                        help="the push server's sends: 20 bursts a second, or spread evenly")
     parser.add_argument("--client", nargs=4, metavar=("VARIANT", "RECORD", "VIEWERS", "PORT"))
     args = parser.parse_args()
     if args.client:
@@ -217,7 +221,8 @@ def main() -> None:
     for viewers in args.viewers:
         port = free_port()
         server = subprocess.Popen(["taskset", "-c", "1", sys.executable,
-                                   str(ROOT / "bench/push_server.py"), str(port)])
+                                   str(ROOT / "bench/push_server.py"), str(port),
+                                   "--pace", args.pace])
         time.sleep(1.5)
         cost_us: dict[tuple[str, bool], float] = {}
         try:
