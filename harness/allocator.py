@@ -10,7 +10,7 @@ apart: memory in dead reference cycles is only handed back once it is collected.
 Arrow's default pool here is mimalloc, whose freed pages stay with the thread that allocated
 them (the Recorder's writer thread) however often the loop asks the pool to release them: in
 a 50-minute soak its resident pages swung between 4.5 and 10 MB while the rest of the process
-stayed flat within ~0.5 MB, and that swing was the generator's whole memory "trend"
+stayed flat within ~0.5 MB: the swing was the generator's memory "trend" up to minute 34
 (docs/performance.md). A generator therefore runs Arrow on GENERATOR_ARROW_POOL, chosen by
 `choose_arrow_pool` before pyarrow is imported (Arrow reads its pool once, at import)."""
 

@@ -84,7 +84,6 @@ class TableWriter:
         os.replace(tmp, final)
         self.rows_written += len(rows)
 
-
     def _batch(self, rows: list[Sequence[Any]]) -> pa.RecordBatch:
         # Converting Python rows holds the GIL for the whole call: in slices, the event loop's
         # thread gets it back between them (20,000 rows at once stalled 10,000 viewers'

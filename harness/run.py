@@ -287,10 +287,10 @@ class Run:
 
     def execute(self, show: Callable[[Run], None] | None = None) -> RunOutcome:
         self.started_at = time.time()
+        allocator.limit_arenas()  # before any thread (a login's DNS, the writer) makes an arena
         endpoints = self._endpoints_and_tokens()
         self.results_dir.mkdir(parents=True, exist_ok=True)
         (self.results_dir / "logs").mkdir(exist_ok=True)
-        allocator.limit_arenas()  # before the recorder's writer thread makes an arena
         self.recorder = Recorder(self.results_dir)
         self.live = LiveStats(self.recorder)
         self.ctx = UserContext(worker="master" if self.options.workers else "local",
