@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from harness.errors import InputError, TargetUnreachable
+from harness.scenario import LoginSettings
 from harness.tokens import expiry_s, utc
 
 LOGIN_TIMEOUT_S = 10.0
@@ -74,22 +75,14 @@ def field_at(document: Any, dotted: str) -> Any:
     return document
 
 
-@dataclass(frozen=True)
-class LoginSpec:
-    url: str
-    credentials_file: Path
-    username_field: str
-    password_field: str
-    token_field: str
-
-
-def login_tokens(spec: LoginSpec, api_base: str, count: int,
+def login_tokens(spec: LoginSettings, api_base: str, count: int,
                  run_s: float) -> tuple[str, ...]:
     """Log in with the first `count` credentials (at most MAX_LOGINS) and return their tokens.
     Every failed login is reported at once (InputError: the credentials or the field names
     are wrong); an endpoint that cannot be reached raises TargetUnreachable. Tokens that
     expire before the run would end are refused, as a token file's are."""
-    credentials = read_credentials(spec.credentials_file)[:max(1, min(count, MAX_LOGINS))]
+    wanted = max(1, min(count, MAX_LOGINS))
+    credentials = read_credentials(Path(spec.credentials_file))[:wanted]
     url = login_url(spec.url, api_base)
     tokens, problems = [], []
     with httpx.Client(timeout=LOGIN_TIMEOUT_S) as client:
@@ -110,7 +103,7 @@ def login_tokens(spec: LoginSpec, api_base: str, count: int,
     return tuple(tokens)
 
 
-def _login_once(client: httpx.Client, url: str, spec: LoginSpec,
+def _login_once(client: httpx.Client, url: str, spec: LoginSettings,
                 credential: Credential) -> tuple[str | None, str | None]:
     where = f"auth.login: line {credential.line} ({credential.username})"
     try:

@@ -32,7 +32,7 @@ from harness.fleet import Fleet
 from harness.gctune import tune_gc
 from harness.ledger import WriteLedger
 from harness.livestats import LiveStats
-from harness.login import LoginSpec, login_tokens, read_credentials
+from harness.login import login_tokens, read_credentials
 from harness.monitor import MetricsScraper, ProcessSelection, ResourceSampler, local_stack_roles
 from harness.promql import PrometheusSource
 from harness.record import Recorder, atomic_write_json
@@ -268,11 +268,9 @@ class Run:
             found = read_token_file(Path(str(auth.token_file)))
         elif auth.mode == "login" and auth.login is not None:
             if self._logged_in is None:  # one login per credential for the whole run
-                self._logged_in = login_tokens(
-                    LoginSpec(auth.login.url, Path(auth.login.credentials_file),
-                              auth.login.username_field, auth.login.password_field,
-                              auth.login.token_field),
-                    api_base, self.scenario.planned_viewers, self.scenario.load.total_s)
+                self._logged_in = login_tokens(auth.login, api_base,
+                                               self.scenario.planned_viewers,
+                                               self.scenario.load.total_s)
             found = self._logged_in
         else:
             minter = minter_for(
