@@ -13,7 +13,6 @@ from typing import Any
 
 import gevent
 from gevent import monkey
-from gevent.socket import wait_read
 
 log = logging.getLogger("nova.reactor")
 _Epoll: Any = monkey.get_original("select", "epoll")
@@ -37,9 +36,14 @@ class Reactor:
                 self.epoll.unregister(fd)
 
     def _loop(self) -> None:
-        fileno = self.epoll.fileno()
+        hub = gevent.get_hub()
+        # One watcher for the reactor's life. gevent.socket.wait_read() makes, starts and
+        # closes a new one per call: with evenly spread arrivals (about one event per wake-up)
+        # that cost 142 µs of CPU per event against 46 µs with this watcher, at 5,000 viewers
+        # (bench/ws_clients.py --pace even).
+        readable = hub.loop.io(self.epoll.fileno(), 1)
         while True:
-            wait_read(fileno)
+            hub.wait(readable)
             for fd, _ in self.epoll.poll(0, 4096):
                 handler = self.handlers.get(fd)
                 if handler is None:
