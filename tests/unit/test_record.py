@@ -47,6 +47,16 @@ def test_buffer_limit_forces_a_flush(tmp_path: Path) -> None:
     assert recorder.rows_seen["samples"] == 250
 
 
+def test_rows_shipped_as_lists_are_written_like_tuples(tmp_path: Path) -> None:
+    # A worker's rows reach the master as lists (Locust's messaging has no tuples).
+    recorder = Recorder(tmp_path, flush_interval_s=3600)
+    recorder.add("samples", sample(0))
+    recorder.add_many("samples", [list(sample(i)) for i in range(1, 4)])
+    recorder.close(compact_parts=False)
+    assert recorder.write_errors == []
+    assert list(read_table(tmp_path, "samples")["latency_ms"]) == [0.0, 1.0, 2.0, 3.0]
+
+
 def test_killed_run_leaves_readable_parts(tmp_path: Path) -> None:
     recorder = Recorder(tmp_path, flush_interval_s=3600)
     for i in range(5):
