@@ -54,6 +54,7 @@ def report(folder: Path) -> None:
         high = "?" if trend.high_per_h is None else f"{trend.high_per_h / 1e6:.2f}"
         print(f"  {trend.name:<9} slope {trend.slope_per_h / 1e6:7.2f} MB/h [{low}, {high}], "
               f"Mann-Kendall p {trend.p_value:.2g}, growth share {trend.growth_share:.1%}")
+    if not harness.empty:
         heap_figures(run, float(harness.ts.iloc[0]))
     size = folder_bytes(folder)
     print(f"  results {size / 1e6:.1f} MB on disk, {size / 1e6 / hours:.0f} MB per hour; "
