@@ -50,8 +50,11 @@ def _native_submit() -> Callable[[Callable[[], None]], Any]:
 
 
 def atomic_write_json(path: Path, document: dict[str, Any] | list[Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(document, indent=2, default=str))
+    # Strings, not Path.with_name: pathlib interns each new name (harness/monitor.py says why
+    # that matters in a soak), and the status file is rewritten every few seconds.
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    with open(tmp, "w", encoding="utf-8") as file:
+        file.write(json.dumps(document, indent=2, default=str))
     os.replace(tmp, path)
 
 
@@ -79,8 +82,9 @@ class TableWriter:
         table = pa.Table.from_batches([self._batch(rows[start:start + CONVERT_ROWS])
                                        for start in range(0, len(rows), CONVERT_ROWS)],
                                       schema=self.schema)
-        final = self.folder / f"part-{number:06d}.parquet"
-        tmp = self.folder / f".part-{number:06d}.parquet.tmp"
+        # Strings, not Path: every part would intern two new names (atomic_write_json).
+        final = os.path.join(self.folder, f"part-{number:06d}.parquet")
+        tmp = os.path.join(self.folder, f".part-{number:06d}.parquet.tmp")
         pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, final)
         self.rows_written += len(rows)
