@@ -32,6 +32,8 @@ STREAM_VIEWERS_SERIES = "nova_streaming_stream_viewers"
 SOURCE_TOLERANCE_S = {"ws": COUNT_TOLERANCE_S, "api": 1.0, "metrics": 1.0, "db": 2.0}
 CLOCK_TOLERANCE_S = 2.0
 GAUGE_DB_WINDOW_S = 6.0
+# A poll this close to a scrape was taken with it (the two sources are polled on one tick).
+GAUGE_DB_PAIR_S = 1.0
 EXCLUDED_PHASES = ("warmup", "cooldown")
 
 CONSISTENCY_METRICS = {
@@ -253,6 +255,20 @@ def _gauge_vs_db(run: RunData) -> Estimate:
     if gauge.empty or db.empty:
         return Estimate(math.nan, None, None, 0)
     db_ts, db_value = db.ts.to_numpy(), db.value.to_numpy()
-    matched = sum(bool(np.any((np.abs(db_ts - ts) <= GAUGE_DB_WINDOW_S) & (db_value == value)))
-                  for ts, value in gauge.items())
-    return ratio(matched, len(gauge))
+    compared = matched = 0
+    for ts, value in gauge.items():
+        if not _db_state_known(db_ts - ts):
+            continue
+        compared += 1
+        matched += bool(np.any((np.abs(db_ts - ts) <= GAUGE_DB_WINDOW_S) & (db_value == value)))
+    return ratio(matched, compared)
+
+
+def _db_state_known(offsets_s: np.ndarray) -> bool:
+    """Whether the database was polled with a scrape (offsets: poll times minus the scrape's),
+    or on both sides of it within the window. A scrape after the last poll (a run's end, a
+    failed poll) would otherwise be held against a count the database may no longer have."""
+    if np.any(np.abs(offsets_s) <= GAUGE_DB_PAIR_S):
+        return True
+    return bool(np.any((offsets_s < 0) & (offsets_s >= -GAUGE_DB_WINDOW_S))
+                and np.any((offsets_s > 0) & (offsets_s <= GAUGE_DB_WINDOW_S)))

@@ -121,7 +121,7 @@ def test_run_single_process_then_analyze(stack_dir: Path, tmp_path: Path) -> Non
     (copy / "manifest.json").write_text(json.dumps(manifest))
     import pyarrow.parquet as pq
 
-    for table in ("samples", "events", "resources"):
+    for table in ("samples", "events", "resources", "metrics"):
         for part in (copy / table).glob("*.parquet"):
             data = pq.read_table(part)
             pq.write_table(data.filter(pq.read_table(part).column("ts").to_numpy() < cut),

@@ -143,3 +143,15 @@ def test_active_gauge_against_the_database(tmp_path: Path) -> None:
                    "active_streams_gauge_db_match_ratio").value == 0.0
     assert derived(run_with(tmp_path / "c", held_events()),
                    "active_streams_gauge_db_match_ratio").n == 0
+
+
+def test_a_gauge_scrape_without_a_database_poll_beside_it_is_not_judged(tmp_path: Path) -> None:
+    gauge = {10: 2.0, 15: 2.0, 20: 3.0, 25: 0.0}
+    rows = [(START + t, "target", "nova_streaming_active_streams", "region=us-west-2", value)
+            for t, value in gauge.items()]
+    rows += [(START + t, "postgres", "db_active_streams", "", 2.0) for t in (10.01, 20.01)]
+    # 10 is paired and agrees, 15 lies between two polls that agree, 20 is paired and does not;
+    # 25 comes after the last poll: what the database held then is unknown.
+    found = derived(run_with(tmp_path / "a", held_events(), rows),
+                    "active_streams_gauge_db_match_ratio")
+    assert (round(found.value, 3), found.n) == (0.667, 3)
