@@ -432,7 +432,7 @@ class Run:
 
     def _receive(self, data: dict[str, list[list[Any]]]) -> None:
         for table, rows in data.items():
-            self.live.add_many(table, [tuple(r) for r in rows])
+            self.live.add_many(table, rows)  # the Recorder makes the lists tuples
 
     def _drive(self, endpoints: dict[str, str], show: Callable[[Run], None] | None) -> str:
         s = self.scenario
