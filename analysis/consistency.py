@@ -257,10 +257,11 @@ def _gauge_vs_db(run: RunData) -> Estimate:
     db_ts, db_value = db.ts.to_numpy(), db.value.to_numpy()
     compared = matched = 0
     for ts, value in gauge.items():
-        if not _db_state_known(db_ts - ts):
+        offsets_s = db_ts - ts
+        if not _db_state_known(offsets_s):
             continue
         compared += 1
-        matched += bool(np.any((np.abs(db_ts - ts) <= GAUGE_DB_WINDOW_S) & (db_value == value)))
+        matched += bool(np.any((np.abs(offsets_s) <= GAUGE_DB_WINDOW_S) & (db_value == value)))
     return ratio(matched, compared)
 
 
