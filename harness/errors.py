@@ -33,6 +33,13 @@ class RunFailed(HarnessError):
     exit_code = 1
 
 
+class RecordError(HarnessError):
+    """A producer handed the Recorder a row that does not fit its table (a bug in the
+    harness, not in the input): raised to the producer, nothing buffered."""
+
+    exit_code = 1
+
+
 class FaultError(HarnessError):
     """A fault action could not do what it was asked (unknown role, nothing to interrupt,
     no way to add latency). Chaos Toolkit records it as the activity's failure."""

@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness.errors import RecordError
 from harness.schema import TABLES
 
 _COMPACT_PREFIX = "compact-"
@@ -59,13 +60,17 @@ def atomic_write_json(path: Path, document: dict[str, Any] | list[Any]) -> None:
 
 
 class TableWriter:
-    """Buffered rows of one table and its numbered part files."""
+    """Buffered rows of one table and its numbered part files. Rows are kept end to end in one
+    list of values (`width` per row), not as a list of tuples: the tuples a producer builds are
+    then short-lived (freed at once, reused from Python's free list) instead of tens of
+    thousands kept for seconds, and each column is one strided slice at write time."""
 
-    def __init__(self, folder: Path, schema: pa.Schema) -> None:
+    def __init__(self, folder: Path, schema: pa.Schema, max_rows: int = 50_000) -> None:
         self.folder = folder
         self.schema = schema
-        self.row_type = pa.struct(list(schema))
-        self.rows: list[Sequence[Any]] = []
+        self.width = len(schema)
+        self.values: list[Any] = []
+        self.full_at = max_rows * self.width  # values buffered before a flush is forced
         self.rows_written = 0
         # Numbers go on after every part and compacted range already there (a resumed run
         # writes into the same folder; a reused number would be hidden by a compacted range).
@@ -74,27 +79,49 @@ class TableWriter:
                                  default=0)
         folder.mkdir(parents=True, exist_ok=True)
 
-    def take(self) -> list[Sequence[Any]]:
-        rows, self.rows = self.rows, []
-        return rows
+    def add(self, row: Sequence[Any]) -> None:
+        # A row of another width would shift every later row's columns: refused here, where
+        # the producer is still on the stack.
+        if len(row) != self.width:
+            raise RecordError(f"{self.folder.name}: a row of {len(row)} values, the table has "
+                              f"{self.width} columns")
+        self.values.extend(row)
 
-    def write_part(self, rows: list[Sequence[Any]], number: int) -> None:
-        table = pa.Table.from_batches([self._batch(rows[start:start + CONVERT_ROWS])
-                                       for start in range(0, len(rows), CONVERT_ROWS)],
+    def buffered_rows(self) -> int:
+        return len(self.values) // self.width
+
+    def take(self) -> list[Any]:
+        values, self.values = self.values, []
+        return values
+
+    def write_part(self, values: list[Any], number: int) -> None:
+        step = CONVERT_ROWS * self.width
+        table = pa.Table.from_batches([self._batch(values[start:start + step])
+                                       for start in range(0, len(values), step)],
                                       schema=self.schema)
         # Strings, not Path: every part would intern two new names (atomic_write_json).
         final = os.path.join(self.folder, f"part-{number:06d}.parquet")
         tmp = os.path.join(self.folder, f".part-{number:06d}.parquet.tmp")
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, **parquet_options(self.schema))
         os.replace(tmp, final)
-        self.rows_written += len(rows)
+        self.rows_written += len(values) // self.width
 
-    def _batch(self, rows: list[Sequence[Any]]) -> pa.RecordBatch:
-        # Converting Python rows holds the GIL for the whole call: in slices, the event loop's
-        # thread gets it back between them (20,000 rows at once stalled 10,000 viewers'
-        # loop past 300 ms at p99, bench/ws_clients.py). Arrow reads the row tuples as structs
-        # itself: 0.77 µs per row against 0.98 for transposing them in Python first.
-        return pa.RecordBatch.from_struct_array(pa.array(rows, type=self.row_type))
+    def _batch(self, values: list[Any]) -> pa.RecordBatch:
+        # Converting Python values holds the GIL for the whole call: in slices, the event
+        # loop's thread gets it back between them (20,000 rows at once stalled 10,000 viewers'
+        # loop past 300 ms at p99, bench/ws_clients.py).
+        return pa.RecordBatch.from_arrays(
+            [pa.array(values[column::self.width], type=field.type)
+             for column, field in enumerate(self.schema)], schema=self.schema)
+
+
+def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """How parts and compacted files are written. Dictionary encoding for the string columns
+    only: timestamps and latencies are nearly all distinct, so their dictionaries were built
+    and then abandoned, which cost 0.2 µs of the writer's 0.8 per row and made the files
+    larger (18.5 against 13.4 bytes per ws_event row, zstd)."""
+    return {"compression": "zstd",
+            "use_dictionary": [f.name for f in schema if pa.types.is_string(f.type)]}
 
 
 def _part_number(path: Path) -> int:
@@ -135,7 +162,8 @@ def compact(folder: Path, upto: int | None = None) -> Path | None:
     first, last = _part_number(parts[0]), _part_number(parts[-1])
     target = folder / f"{_COMPACT_PREFIX}{first:06d}-{last:06d}.parquet"
     tmp = folder / f".{target.name}.tmp"
-    with pq.ParquetWriter(tmp, pq.read_schema(parts[0]), compression="zstd") as writer:
+    schema = pq.read_schema(parts[0])
+    with pq.ParquetWriter(tmp, schema, **parquet_options(schema)) as writer:
         for part in parts:
             writer.write_table(pq.read_table(part))
     os.replace(tmp, target)
@@ -152,7 +180,7 @@ class Recorder:
         self.results_dir = results_dir
         self.flush_interval_s = flush_interval_s
         self.max_buffered_rows = max_buffered_rows
-        self.writers = {name: TableWriter(results_dir / name, schema)
+        self.writers = {name: TableWriter(results_dir / name, schema, max_buffered_rows)
                         for name, schema in TABLES.items()}
         self._lock = threading.Lock()
         # Arrow's first conversion of Python objects imports pandas (to recognise its types):
@@ -171,15 +199,22 @@ class Recorder:
 
     def add(self, table: str, row: Sequence[Any]) -> None:
         writer = self.writers[table]
-        writer.rows.append(row)
-        self.rows_seen[table] += 1
-        if len(writer.rows) >= self.max_buffered_rows:
+        writer.add(row)
+        if len(writer.values) >= writer.full_at:
             self.flush()
 
     def add_many(self, table: str, rows: Sequence[Sequence[Any]]) -> None:
-        # Rows from workers arrive as lists; Arrow converts only tuples to structs.
-        self.writers[table].rows.extend(map(tuple, rows))
-        self.rows_seen[table] += len(rows)
+        """Rows shipped by a worker: one that does not fit (a worker of another harness
+        version) is counted in `write_errors`, not raised into Locust's message handler."""
+        writer, misfits = self.writers[table], 0
+        for row in rows:
+            if len(row) == writer.width:
+                writer.values.extend(row)
+            else:
+                misfits += 1
+        if misfits:
+            self.write_errors.append(f"{table}: {misfits} rows from a worker did not have the "
+                                     f"table's {writer.width} columns; not recorded")
 
     def maybe_flush(self) -> None:
         if time.monotonic() - self._last_flush >= self.flush_interval_s:
@@ -190,13 +225,14 @@ class Recorder:
         self._last_flush = time.monotonic()
         with self._lock:
             batches = []
-            for writer in self.writers.values():
-                rows = writer.take()
-                if rows:
-                    batches.append((writer, rows, writer.next_part))
+            for name, writer in self.writers.items():
+                self.rows_seen[name] += writer.buffered_rows()
+                values = writer.take()
+                if values:
+                    batches.append((writer, values, writer.next_part))
                     writer.next_part += 1
-        for writer, rows, number in batches:
-            self._pending.append(self._submit(self._guarded(writer, rows, number)))
+        for writer, values, number in batches:
+            self._pending.append(self._submit(self._guarded(writer, values, number)))
         self._pending = [f for f in self._pending if not _done(f)]
 
     def compact_now(self) -> None:
@@ -224,11 +260,11 @@ class Recorder:
         finally:
             self._no_compaction.set()
 
-    def _guarded(self, writer: TableWriter, rows: list[Sequence[Any]],
+    def _guarded(self, writer: TableWriter, values: list[Any],
                  number: int) -> Callable[[], None]:
         def run() -> None:
             try:
-                writer.write_part(rows, number)
+                writer.write_part(values, number)
             except Exception as exc:  # a bad row must not kill the run; it is reported
                 self.write_errors.append(f"{writer.folder.name} part {number}: {exc}")
         return run

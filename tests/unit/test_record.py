@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from analysis.load import read_table
+from harness.errors import RecordError
 from harness.record import Recorder, compact, table_files
 
 
@@ -55,6 +56,23 @@ def test_rows_shipped_as_lists_are_written_like_tuples(tmp_path: Path) -> None:
     recorder.close(compact_parts=False)
     assert recorder.write_errors == []
     assert list(read_table(tmp_path, "samples")["latency_ms"]) == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_a_row_that_does_not_fit_its_table_is_refused_and_shifts_nothing(
+        tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path, flush_interval_s=3600)
+    recorder.add("samples", sample(0))
+    with pytest.raises(RecordError, match="samples: a row of 11 values, the table has 12"):
+        recorder.add("samples", sample(1)[:-1])
+    # From a worker (another harness version): counted, not raised into Locust's handler.
+    recorder.add_many("samples", [list(sample(2)), [*sample(3), "extra"], sample(4)])
+    recorder.close(compact_parts=False)
+    assert recorder.write_errors == [
+        "samples: 1 rows from a worker did not have the table's 12 columns; not recorded"]
+    frame = read_table(tmp_path, "samples")
+    assert list(frame["latency_ms"]) == [0.0, 2.0, 4.0]
+    assert list(frame["status"]) == [200] * 3 and list(frame["stream"]) == ["s"] * 3
+    assert recorder.rows_seen["samples"] == 3
 
 
 def test_killed_run_leaves_readable_parts(tmp_path: Path) -> None:
