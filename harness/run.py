@@ -223,7 +223,8 @@ class Run:
                 wanted = self.scenario.stack
                 state, reused = local.up(StackOptions(
                     run_dir=self.options.stack_dir, instances=wanted.instances,
-                    standby=wanted.standby, latency_proxy=tuple(wanted.latency_proxy)))
+                    standby=wanted.standby, latency_proxy=tuple(wanted.latency_proxy),
+                    service_env=dict(wanted.service_env)))
             except StackError as exc:
                 raise TargetUnreachable(f"local stack: {exc}") from None
             self.started_stack = not reused
@@ -254,6 +255,7 @@ class Run:
             problems.append("stack.standby: the stack already running has no standby")
         problems += [f"stack.latency_proxy: the stack already running has no {r} proxy"
                      for r in wanted.latency_proxy if f"{r}-proxy" not in running]
+        problems += wanted.service_env_problems(local.started_service_env(self.options.stack_dir))
         if problems:
             raise InputError(problems, hint=f"stop it first (`nova-harness stack down --run-dir "
                                             f"{self.options.stack_dir}`) or use another "

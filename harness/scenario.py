@@ -20,6 +20,7 @@ from pydantic import (
 
 from harness.errors import InputError
 from harness.profile import Profile, load_profile
+from harness.redact import SECRET_SETTING
 from harness.yamlio import build, read_yaml
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*"
@@ -173,10 +174,39 @@ class WritesSpec(_Strict):
     rate_per_s: Annotated[float, Field(ge=0, le=50)] = 0.0
 
 
+_SERVICE_SETTING = re.compile(r"^NOVA_[A-Z0-9_]+$")
+
+
 class StackSpec(_Strict):
     instances: Annotated[int, Field(ge=1, le=8)] = 1
     standby: bool = False
     latency_proxy: list[Literal["postgres", "redis"]] = Field(default_factory=list)
+    # NOVA_* settings of the reference service (docs/service.md), as `stack up --service-env`.
+    service_env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("service_env", mode="before")
+    @classmethod
+    def _settings(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        bad = [str(key) for key in value if not _SERVICE_SETTING.match(str(key))]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: not a NOVA_* setting of the reference service")
+        # YAML reads 0.25 as a number; the service reads every setting from a string.
+        return {key: str(item) if isinstance(item, int | float) and not isinstance(item, bool)
+                else item for key, item in value.items()}
+
+    def service_env_problems(self, running: dict[str, str]) -> list[str]:
+        """How a stack already running, started with `running`, differs from these settings
+        (a reused stack keeps the settings it was started with)."""
+        return [f"stack.service_env.{key}: the stack already running has "
+                f"{_shown(key, running[key]) if key in running else 'it unset'}, "
+                f"not {_shown(key, value)}"
+                for key, value in sorted(self.service_env.items()) if running.get(key) != value]
+
+
+def _shown(key: str, value: str) -> str:
+    return "***" if SECRET_SETTING.search(key) else repr(value)
 
 
 class ProcessSelector(_Strict):
@@ -373,6 +403,9 @@ def _semantic_problems(scenario: Scenario, path: Path) -> list[str]:
                         "nothing to run")
     if scenario.target.stack is None and scenario.auth.mode == "local_stack":
         problems.append(f"{where}: auth.mode: local_stack needs target.stack: local")
+    if scenario.target.stack is None and scenario.stack.service_env:
+        problems.append(f"{where}: stack.service_env: sets the reference service, so it needs "
+                        "target.stack: local")
     if scenario.thresholds and not (path.parent / scenario.thresholds).exists() \
             and not Path(scenario.thresholds).exists():
         problems.append(f"{where}: thresholds: file {scenario.thresholds} not found")

@@ -89,6 +89,16 @@ def up(options: StackOptions, timeout_s: float = UP_TIMEOUT_S) -> tuple[StackSta
     return _wait_for_ready(run_dir, proc, timeout_s), False
 
 
+def started_service_env(run_dir: Path) -> dict[str, str]:
+    """The NOVA_* settings the stack running in `run_dir` was started with (`{}` when its
+    options are not on record)."""
+    try:
+        raw = json.loads((run_dir / "options.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in (raw.get("service_env") or {}).items()}
+
+
 def _wait_for_ready(run_dir: Path, proc: subprocess.Popen[bytes], timeout_s: float) -> StackState:
     deadline = time.monotonic() + timeout_s
     log = run_dir / "logs" / "supervisor.log"

@@ -38,16 +38,26 @@ def stack_dir() -> Iterator[Path]:
     shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def run_cli(stack_dir: Path, results: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str],
-                                                                  Path]:
+def run_cli(stack_dir: Path, results: Path, *extra: str,
+            scenario: Path = ROOT / "scenarios/smoke.yaml",
+            ) -> tuple[subprocess.CompletedProcess[str], Path]:
     result = subprocess.run(
-        [*CLI, "run", str(ROOT / "scenarios/smoke.yaml"), "--run-dir", str(stack_dir),
+        [*CLI, "run", str(scenario), "--run-dir", str(stack_dir),
          "--results", str(results), "--quiet", "--duration", "20s", "--viewers-per-stream", "8",
          "--api-rate", "10",
          "--streams", "2", *extra], capture_output=True, text=True, timeout=240)
     folders = list(results.iterdir())
     assert len(folders) == 1, result.stdout + result.stderr
     return result, folders[0]
+
+
+def smoke_with(tmp_path: Path, **fields: object) -> Path:
+    """scenarios/smoke.yaml with `fields` set, written where a test may change it."""
+    scenario = yaml.safe_load((ROOT / "scenarios/smoke.yaml").read_text())
+    scenario["thresholds"] = str(ROOT / "scenarios" / scenario["thresholds"])
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump({**scenario, **fields}))
+    return path
 
 
 def check_results(folder: Path, viewers: int, streams: int) -> None:
@@ -124,8 +134,7 @@ def test_run_single_process_then_analyze(stack_dir: Path, tmp_path: Path) -> Non
     for table in ("samples", "events", "resources", "metrics"):
         for part in (copy / table).glob("*.parquet"):
             data = pq.read_table(part)
-            pq.write_table(data.filter(pq.read_table(part).column("ts").to_numpy() < cut),
-                           part)
+            pq.write_table(data.filter(data.column("ts").to_numpy() < cut), part)
     truncated = subprocess.run([*CLI, "analyze", str(copy)], capture_output=True, text=True,
                                timeout=120)
     assert truncated.returncode in (0, 3), truncated.stdout + truncated.stderr
@@ -178,11 +187,7 @@ def test_a_token_file_that_expires_mid_run_starts_nothing(stack_dir: Path,
     tokens = tmp_path / "tokens.txt"
     minter = TokenMinter("HS256", "throwaway-secret-0123456789abcdefghij")
     tokens.write_text(minter.mint(expires_in_s=1800) + "\n")
-    scenario = tmp_path / "soak.yaml"
-    smoke = yaml.safe_load((ROOT / "scenarios/smoke.yaml").read_text())
-    smoke["thresholds"] = str(ROOT / "scenarios" / smoke["thresholds"])
-    smoke["auth"] = {"mode": "token_file", "token_file": str(tokens)}
-    scenario.write_text(yaml.safe_dump(smoke))
+    scenario = smoke_with(tmp_path, auth={"mode": "token_file", "token_file": str(tokens)})
     result = subprocess.run([*CLI, "run", str(scenario), "--results", str(tmp_path / "r"),
                              "--run-dir", str(stack_dir), "--duration", "2h"],
                             capture_output=True, text=True, timeout=60)
@@ -215,15 +220,24 @@ def test_hls_viewers_play_at_the_live_edge(stack_dir: Path, tmp_path: Path) -> N
 
 
 def test_wrong_viewer_count_fails_the_consistency_check(tmp_path: Path) -> None:
-    """A target that reports count + 1 (NOVA_BROKEN_VIEWER_COUNT_OFFSET) fails §14."""
+    """A target that reports count + 1 (NOVA_BROKEN_VIEWER_COUNT_OFFSET, set by the scenario's
+    stack.service_env) fails §14; a stack already running without the setting is refused."""
     from stack import local
     from stack.roles import StackOptions
 
     broken = new_run_dir("broken-count")
+    scenario = smoke_with(tmp_path, stack={"service_env": {"NOVA_BROKEN_VIEWER_COUNT_OFFSET": 1}})
     try:
-        local.up(StackOptions(run_dir=broken,
-                              service_env={"NOVA_BROKEN_VIEWER_COUNT_OFFSET": "1"}))
-        result, folder = run_cli(broken, tmp_path / "results")
+        local.up(StackOptions(run_dir=broken))
+        refused = subprocess.run([*CLI, "run", str(scenario), "--run-dir", str(broken),
+                                  "--results", str(tmp_path / "refused"), "--quiet"],
+                                 capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert ("stack.service_env.NOVA_BROKEN_VIEWER_COUNT_OFFSET: the stack already running "
+                "has it unset, not '1'") in refused.stderr
+        assert not (tmp_path / "refused").exists()
+        local.down(broken)
+        result, folder = run_cli(broken, tmp_path / "results", scenario=scenario)
         assert result.returncode == 1, result.stdout + result.stderr
         assert "FAIL         viewer-count-consistent" in result.stdout
         verdict = json.loads((folder / "verdict.json").read_text())
@@ -234,6 +248,8 @@ def test_wrong_viewer_count_fails_the_consistency_check(tmp_path: Path) -> None:
         # The database's sessions are right: each source is judged on its own.
         assert statuses["viewer-count-database"] == ("PASS", 1.0)
         assert verdict["status"] == "FAIL"
+        assert read_manifest(folder)["scenario"]["stack"]["service_env"] == \
+            {"NOVA_BROKEN_VIEWER_COUNT_OFFSET": "1"}
     finally:
         local.down(broken)
         shutil.rmtree(broken, ignore_errors=True)
@@ -286,15 +302,10 @@ def login_server(stack_dir: Path) -> Iterator[LoginServer]:
 
 def login_scenario(tmp_path: Path, port: int, credentials: str) -> Path:
     (tmp_path / "users.txt").write_text(credentials)
-    smoke = yaml.safe_load((ROOT / "scenarios/smoke.yaml").read_text())
-    smoke["thresholds"] = str(ROOT / "scenarios" / smoke["thresholds"])
-    smoke["auth"] = {"mode": "login", "login": {
+    return smoke_with(tmp_path, auth={"mode": "login", "login": {
         "url": f"http://127.0.0.1:{port}/auth/login",
         "credentials_file": str(tmp_path / "users.txt"), "username_field": "email",
-        "token_field": "data.access_token"}}
-    scenario = tmp_path / "login.yaml"
-    scenario.write_text(yaml.safe_dump(smoke))
-    return scenario
+        "token_field": "data.access_token"}})
 
 
 def test_viewers_use_tokens_from_the_login_endpoint(stack_dir: Path, tmp_path: Path,

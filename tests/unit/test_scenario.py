@@ -111,3 +111,50 @@ def test_monitor_settings_report_every_problem(tmp_path: Path) -> None:
                   "monitors.prometheus.queries[0].field", "monitors.prometheus.url: Value error"):
         assert where in text, where
     assert "exactly one of name, cmdline, pid_file" in text
+
+
+def test_service_env_takes_numbers_as_the_service_reads_them(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: x\nstack:\n  service_env: {NOVA_WS_PING_INTERVAL_S: 0.25,"
+                           " NOVA_VIEWER_COALESCE_MS: 40, NOVA_MODE: fast}\n")
+    scenario, _ = load_scenario(path)
+    assert scenario.stack.service_env == {"NOVA_WS_PING_INTERVAL_S": "0.25",
+                                          "NOVA_VIEWER_COALESCE_MS": "40", "NOVA_MODE": "fast"}
+
+
+def test_service_env_reports_names_and_values_it_cannot_pass(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: x\nstack:\n  service_env: {PATH: /tmp, nova_lower: 1}\n"
+                           "viewers: {per_stream: -1}\n")
+    with pytest.raises(InputError) as failure:
+        load_scenario(path)
+    text = "\n".join(failure.value.problems)
+    assert "stack.service_env" in text and "PATH, nova_lower" in text
+    assert "viewers.per_stream" in text
+    path = write(tmp_path, "name: x\nstack:\n  service_env: {NOVA_FLAG: true}\n")
+    with pytest.raises(InputError) as failure:
+        load_scenario(path)
+    assert "stack.service_env.NOVA_FLAG" in "\n".join(failure.value.problems)
+    path = write(tmp_path, "name: x\nauth: {mode: token_file, token_file: t.txt}\n"
+                           "target: {stack: null, base_url: 'http://127.0.0.1:8080'}\n"
+                           "stack:\n  service_env: {NOVA_FLAG: '1'}\n")
+    with pytest.raises(InputError) as failure:
+        load_scenario(path)
+    assert any("stack.service_env: sets the reference service" in p
+               for p in failure.value.problems), failure.value.problems
+
+
+def test_a_reused_stack_started_with_other_settings_is_named_with_secrets_hidden(
+        tmp_path: Path) -> None:
+    path = write(tmp_path, "name: x\nstack:\n  service_env: {NOVA_WS_PING_INTERVAL_S: 0.25,"
+                           " NOVA_JWT_SECRET: mine, NOVA_MODE: fast}\n")
+    scenario, _ = load_scenario(path)
+    problems = scenario.stack.service_env_problems(
+        {"NOVA_WS_PING_INTERVAL_S": "30", "NOVA_JWT_SECRET": "theirs", "NOVA_MODE": "fast"})
+    assert problems == [
+        "stack.service_env.NOVA_JWT_SECRET: the stack already running has ***, not ***",
+        "stack.service_env.NOVA_WS_PING_INTERVAL_S: the stack already running has '30', "
+        "not '0.25'"]
+    assert scenario.stack.service_env_problems({}) == [
+        "stack.service_env.NOVA_JWT_SECRET: the stack already running has it unset, not ***",
+        "stack.service_env.NOVA_MODE: the stack already running has it unset, not 'fast'",
+        "stack.service_env.NOVA_WS_PING_INTERVAL_S: the stack already running has it unset, "
+        "not '0.25'"]
