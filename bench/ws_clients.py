@@ -6,6 +6,7 @@ process pinned to core 0; the push server (bench/push_server.py) is pinned to co
 every client one event per second.
 
     .venv/bin/python bench/ws_clients.py --viewers 1000 5000 10000 --seconds 30
+    .venv/bin/python bench/ws_clients.py --viewers 10000 --variants lean lean-off --rounds 6
 
 Prints: events/s received, CPU % of the generator's core, CPU µs per received event, and the
 client-added delay p50/p99 over the measured window: receive time minus the frame's own send
@@ -13,6 +14,9 @@ stamp, which the push server takes just before writing each frame (so the delay 
 client's and the loopback's, not the server's queue). `--pace burst` (default) sends in 20
 bursts a second, as a service fans an event out to a stream's viewers; `--pace even` spreads
 the sends over the second, the worst case for a client that drains ready sockets in batches.
+What recording costs moves by several points between two runs on this machine; `--rounds N`
+runs the variants N times in turn and prints the median and range of the rounds' own
+recorded-over-unrecorded ratios.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 STOCK = "locust-stock"
-VARIANTS = [(STOCK, True), ("websocket-client", True), ("fast", True), ("fast", False)]
+# Command-line names of the variants: (client, recording).
+VARIANT_NAMES = {"stock": (STOCK, True), "harness-wsc": ("websocket-client", True),
+                 "lean": ("fast", True), "lean-off": ("fast", False)}
 
 
 def free_port() -> int:
@@ -204,18 +210,60 @@ def print_ratios(viewers: int, cost_us: dict[tuple[str, bool], float]) -> None:
                   f"{cost_us[(baseline, True)] / lean:.2f}x CPU per event", flush=True)
 
 
+def print_recording_cost(viewers: int, rounds: list[dict[tuple[str, bool], float]]) -> None:
+    """Recording's share of the lean client's CPU, from each round's recorded and unrecorded
+    runs (side by side, so a slow minute of the machine hits both): the median and the range
+    of the rounds, since one pair on this machine moves by several points."""
+    extra_pct = sorted(100 * (r[("fast", True)] / r[("fast", False)] - 1) for r in rounds
+                       if ("fast", True) in r and ("fast", False) in r)
+    if not extra_pct:
+        return
+    extra_us = sorted(r[("fast", True)] - r[("fast", False)] for r in rounds
+                      if ("fast", True) in r and ("fast", False) in r)
+    print(f"{viewers:>7} recording costs {statistics.median(extra_pct):+.1f} % "
+          f"({statistics.median(extra_us):+.1f} µs per event), median of {len(extra_pct)} "
+          f"rounds; range {extra_pct[0]:+.1f} to {extra_pct[-1]:+.1f} %", flush=True)
+
+
+def run_variant(variant: str, record: bool, viewers: int, port: int,
+                seconds: float) -> dict[str, Any] | None:
+    """One variant in its own pinned process; None (and the cause printed) if it failed."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--seconds", str(seconds), "--client",
+         variant, "1" if record else "0", str(viewers), str(port)],
+        capture_output=True, text=True, cwd=ROOT, check=False)
+    try:
+        result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        print(f"{viewers:>7} {variant:<17} failed: {out.stderr[-300:]}")
+        return None
+    print(f"{viewers:>7} {variant:<17} {'on' if record else 'off':<4} "
+          f"{result['connected']:>6} {result['events_per_s']:>7.0f} {result['cpu_pct']:>6.1f} "
+          f"{result['cpu_us_per_event']:>6.1f} {result['p50_ms'] or 0:>6.2f} "
+          f"{result['p99_ms'] or 0:>6.2f} {result['rss_mb']:>6.0f}", flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--viewers", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--pace", choices=("burst", "even"), default="burst",
                         help="the push server's sends: 20 bursts a second, or spread evenly")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANT_NAMES),
+                        default=list(VARIANT_NAMES),
+                        help="which clients to run, in this order (default: all four)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the variants this many times in turn; with lean and "
+                             "lean-off, prints recording's cost as the rounds' median")
     parser.add_argument("--client", nargs=4, metavar=("VARIANT", "RECORD", "VIEWERS", "PORT"))
     args = parser.parse_args()
     if args.client:
         variant, record, viewers, port = args.client
         print(json.dumps(client(variant, record == "1", int(viewers), args.seconds, int(port))))
         return
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     print(f"{'viewers':>7} {'client':<17} {'rec':<4} {'conn':>6} {'ev/s':>7} {'cpu%':>6} "
           f"{'µs/ev':>6} {'p50ms':>6} {'p99ms':>6} {'rssMB':>6}", flush=True)
     for viewers in args.viewers:
@@ -224,25 +272,18 @@ def main() -> None:
                                    str(ROOT / "bench/push_server.py"), str(port),
                                    "--pace", args.pace])
         time.sleep(1.5)
-        cost_us: dict[tuple[str, bool], float] = {}
+        rounds: list[dict[tuple[str, bool], float]] = []
         try:
-            for variant, record in VARIANTS:
-                out = subprocess.run(
-                    [sys.executable, __file__, "--seconds", str(args.seconds), "--client",
-                     variant, "1" if record else "0", str(viewers), str(port)],
-                    capture_output=True, text=True, cwd=ROOT, check=False)
-                try:
-                    r = json.loads(out.stdout.strip().splitlines()[-1])
-                except (IndexError, ValueError):
-                    print(f"{viewers:>7} {variant:<17} failed: {out.stderr[-300:]}")
-                    continue
-                print(f"{viewers:>7} {variant:<17} {'on' if record else 'off':<4} "
-                      f"{r['connected']:>6} {r['events_per_s']:>7.0f} {r['cpu_pct']:>6.1f} "
-                      f"{r['cpu_us_per_event']:>6.1f} {r['p50_ms'] or 0:>6.2f} "
-                      f"{r['p99_ms'] or 0:>6.2f} {r['rss_mb']:>6.0f}", flush=True)
-                cost_us[(variant, record)] = r["cpu_us_per_event"]
-                time.sleep(2)
-            print_ratios(viewers, cost_us)
+            for _ in range(args.rounds):
+                cost_us: dict[tuple[str, bool], float] = {}
+                for variant, record in (VARIANT_NAMES[name] for name in args.variants):
+                    result = run_variant(variant, record, viewers, port, args.seconds)
+                    if result is not None:
+                        cost_us[(variant, record)] = result["cpu_us_per_event"]
+                    time.sleep(2)
+                print_ratios(viewers, cost_us)
+                rounds.append(cost_us)
+            print_recording_cost(viewers, rounds)
         finally:
             server.terminate()
             server.wait()
