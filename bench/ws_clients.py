@@ -214,12 +214,12 @@ def print_recording_cost(viewers: int, rounds: list[dict[tuple[str, bool], float
     """Recording's share of the lean client's CPU, from each round's recorded and unrecorded
     runs (side by side, so a slow minute of the machine hits both): the median and the range
     of the rounds, since one pair on this machine moves by several points."""
-    extra_pct = sorted(100 * (r[("fast", True)] / r[("fast", False)] - 1) for r in rounds
-                       if ("fast", True) in r and ("fast", False) in r)
-    if not extra_pct:
+    pairs = [(r[("fast", True)], r[("fast", False)]) for r in rounds
+             if ("fast", True) in r and ("fast", False) in r]
+    if not pairs:
         return
-    extra_us = sorted(r[("fast", True)] - r[("fast", False)] for r in rounds
-                      if ("fast", True) in r and ("fast", False) in r)
+    extra_pct = sorted(100 * (on / off - 1) for on, off in pairs)
+    extra_us = [on - off for on, off in pairs]
     print(f"{viewers:>7} recording costs {statistics.median(extra_pct):+.1f} % "
           f"({statistics.median(extra_us):+.1f} µs per event), median of {len(extra_pct)} "
           f"rounds; range {extra_pct[0]:+.1f} to {extra_pct[-1]:+.1f} %", flush=True)

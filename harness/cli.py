@@ -28,10 +28,12 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def _service_env(pairs: Sequence[str]) -> dict[str, str]:
+    from harness.scenario import SERVICE_SETTING  # the names a scenario's stack.service_env takes
+
     env, problems = {}, []
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key.startswith("NOVA_"):
+        if not sep or not SERVICE_SETTING.match(key):
             problems.append(f"--service-env {pair!r}: expected NOVA_NAME=value")
         else:
             env[key] = value

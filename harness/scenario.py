@@ -174,7 +174,7 @@ class WritesSpec(_Strict):
     rate_per_s: Annotated[float, Field(ge=0, le=50)] = 0.0
 
 
-_SERVICE_SETTING = re.compile(r"^NOVA_[A-Z0-9_]+$")
+SERVICE_SETTING = re.compile(r"^NOVA_[A-Z0-9_]+$")
 
 
 class StackSpec(_Strict):
@@ -189,7 +189,7 @@ class StackSpec(_Strict):
     def _settings(cls, value: Any) -> Any:
         if not isinstance(value, dict):
             return value
-        bad = [str(key) for key in value if not _SERVICE_SETTING.match(str(key))]
+        bad = [str(key) for key in value if not SERVICE_SETTING.match(str(key))]
         if bad:
             raise ValueError(f"{', '.join(bad)}: not a NOVA_* setting of the reference service")
         # YAML reads 0.25 as a number; the service reads every setting from a string.
