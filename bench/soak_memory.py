@@ -13,7 +13,7 @@ memory grew means the allocators kept freed memory; growing means live objects.
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 from analysis import trends
@@ -62,8 +62,10 @@ def report(folder: Path) -> None:
 
 
 def main() -> None:
-    for name in sys.argv[1:]:
-        report(Path(name))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="results folders of soaks")
+    for folder in parser.parse_args().folders:
+        report(folder)
 
 
 if __name__ == "__main__":
