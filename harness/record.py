@@ -71,7 +71,6 @@ class TableWriter:
         self.width = len(schema)
         self.values: list[Any] = []
         self.full_at = max_rows * self.width  # values buffered before a flush is forced
-        self.rows_written = 0
         # Numbers go on after every part and compacted range already there (a resumed run
         # writes into the same folder; a reused number would be hidden by a compacted range).
         self.next_part = 1 + max([*(_part_number(p) for p in folder.glob("part-*.parquet")),
@@ -104,7 +103,6 @@ class TableWriter:
         tmp = os.path.join(self.folder, f".part-{number:06d}.parquet.tmp")
         pq.write_table(table, tmp, **parquet_options(self.schema))
         os.replace(tmp, final)
-        self.rows_written += len(values) // self.width
 
     def _batch(self, values: list[Any]) -> pa.RecordBatch:
         # Converting Python values holds the GIL for the whole call: in slices, the event
@@ -179,7 +177,6 @@ class Recorder:
                  max_buffered_rows: int = 50_000) -> None:
         self.results_dir = results_dir
         self.flush_interval_s = flush_interval_s
-        self.max_buffered_rows = max_buffered_rows
         self.writers = {name: TableWriter(results_dir / name, schema, max_buffered_rows)
                         for name, schema in TABLES.items()}
         self._lock = threading.Lock()
