@@ -70,7 +70,9 @@ def write_forever(folder: Path, speedup: float, stop: threading.Event) -> None:
         for name, writer in writers.items():
             now = time.time()
             count = int(ROWS_PER_FLUSH[name] * backlog * rng.uniform(0.5, 1.5))
-            writer.write_part([fake_row(name, i, now) for i in range(count)], writer.next_part)
+            for i in range(count):
+                writer.add(fake_row(name, i, now))
+            writer.write_part(writer.take(), writer.next_part)
             writer.next_part += 1
         time.sleep(2.0 / speedup)
 

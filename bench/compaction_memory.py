@@ -13,9 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import psutil
 
@@ -33,10 +31,10 @@ def one_mode(mode: str, rounds: int, parts: int, rows: int) -> None:
     for _ in range(rounds):
         for _ in range(parts):
             now = time.time()
-            batch: list[Sequence[Any]] = [
-                (now, now, "ws_rtt", "get_stream_info", 1.5, True, 200, None, 100, "local",
-                 f"s{i % 5}-v{i}", f"stream-{i % 5}") for i in range(rows)]
-            writer.write_part(batch, writer.next_part)
+            for i in range(rows):
+                writer.add((now, now, "ws_rtt", "get_stream_info", 1.5, True, 200, None, 100,
+                            "local", f"s{i % 5}-v{i}", f"stream-{i % 5}"))
+            writer.write_part(writer.take(), writer.next_part)
             writer.next_part += 1
         if mode == "in-process":
             compact(folder)

@@ -16,7 +16,12 @@ bursts a second, as a service fans an event out to a stream's viewers; `--pace e
 the sends over the second, the worst case for a client that drains ready sockets in batches.
 What recording costs moves by several points between two runs on this machine; `--rounds N`
 runs the variants N times in turn and prints the median and range of the rounds' own
-recorded-over-unrecorded ratios.
+recorded-over-unrecorded ratios. `--alternate N` measures it more tightly: one lean client
+process, recording switched on and off for N pairs of `--seconds` windows (ABBA order), each
+recorded window ending when the writer thread has written its rows; it also prints kernel
+time, page faults and context switches per event for each window.
+
+    .venv/bin/python bench/ws_clients.py --viewers 10000 --seconds 10 --pace even --alternate 10
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -128,8 +134,10 @@ def summary(connected: int, events: int, delays_ms: list[float], cpu_s: float,
     }
 
 
-def client(variant: str, record: bool, viewers: int, seconds: float, port: int) -> dict[str, Any]:
-    """Runs inside the pinned client process."""
+def client(variant: str, record: bool, viewers: int, seconds: float, port: int,
+           alternate_pairs: int = 0) -> dict[str, Any]:
+    """Runs inside the pinned client process: one window of `seconds`, or with
+    `alternate_pairs` that many pairs of windows with recording switched on and off."""
     os.sched_setaffinity(0, {0})
     if variant == STOCK:
         return stock_client(viewers, seconds, port)
@@ -147,7 +155,8 @@ def client(variant: str, record: bool, viewers: int, seconds: float, port: int) 
 
     class CountingSink:
         def __init__(self, recorder: Recorder | None) -> None:
-            self.recorder, self.window = recorder, False
+            self.recorder = recorder  # None while recording is off
+            self.window = False
             self.events = 0
             self.delays_ms: list[float] = []
             self.connected = 0
@@ -162,7 +171,7 @@ def client(variant: str, record: bool, viewers: int, seconds: float, port: int) 
                 self.connected += 1
 
     results_dir = Path(tempfile.mkdtemp(prefix="nova-bench-ws-"))
-    recorder = Recorder(results_dir) if record else None
+    recorder = Recorder(results_dir) if record or alternate_pairs else None
     sink = CountingSink(recorder)
     ctx = UserContext(worker="bench", sink=sink)
     profile = load_profile("nova-doc")
@@ -182,23 +191,53 @@ def client(variant: str, record: bool, viewers: int, seconds: float, port: int) 
         if recorder is not None:
             recorder.maybe_flush()
     gevent.sleep(3)
-    proc = psutil.Process()
-    sink.window = True
-    cpu_before, started = proc.cpu_times(), time.time()
-    end = started + seconds
-    while time.time() < end:
-        gevent.sleep(0.5)
-        if recorder is not None:
-            recorder.maybe_flush()
-    cpu_after, elapsed = proc.cpu_times(), time.time() - started
-    sink.window = False
-    cpu_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+
+    def window(recording: bool) -> dict[str, Any]:
+        """One measured window. A recorded one ends when the writer has written its rows:
+        the writer thread's work is the window's."""
+        active = sink.recorder = recorder if recording else None
+        sink.events, sink.delays_ms, sink.window = 0, [], True
+        proc = psutil.Process()
+        cpu_before, started = proc.cpu_times(), time.time()
+        usage_before = resource.getrusage(resource.RUSAGE_SELF)
+        while time.time() < started + seconds:
+            gevent.sleep(0.5)
+            if active is not None:
+                active.maybe_flush()
+        if active is not None:
+            sink.recorder = None
+            active.flush()
+            active.wait_for_writes()
+        cpu_after, elapsed = proc.cpu_times(), time.time() - started
+        usage_after = resource.getrusage(resource.RUSAGE_SELF)
+        sink.window = False
+        cpu_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+        events = max(sink.events, 1)
+        return {**summary(sink.connected, sink.events, sink.delays_ms, cpu_s, elapsed,
+                          proc.memory_info().rss),
+                # Where the time went: kernel time, page faults, context switches per event.
+                "sys_us_per_event": 1e6 * (cpu_after.system - cpu_before.system) / events,
+                "faults_per_event": (usage_after.ru_minflt - usage_before.ru_minflt) / events,
+                "switches_per_event": (usage_after.ru_nvcsw + usage_after.ru_nivcsw
+                                       - usage_before.ru_nvcsw - usage_before.ru_nivcsw)
+                / events}
+
+    if alternate_pairs:
+        # ABBA: recorded first in even pairs, second in odd ones, so a drift of the machine
+        # within a pair does not favour either side.
+        results: dict[str, Any] = {"pairs": []}
+        for pair in range(alternate_pairs):
+            first = pair % 2 == 0
+            one, two = window(first), window(not first)
+            on, off = (one, two) if first else (two, one)
+            results["pairs"].append({"on": on, "off": off})
+    else:
+        results = window(record)
     runner.quit()
     if recorder is not None:
         recorder.close(compact_parts=False)
     shutil.rmtree(results_dir, ignore_errors=True)
-    return summary(sink.connected, sink.events, sink.delays_ms, cpu_s, elapsed,
-                   proc.memory_info().rss)
+    return results
 
 
 def print_ratios(viewers: int, cost_us: dict[tuple[str, bool], float]) -> None:
@@ -244,6 +283,38 @@ def run_variant(variant: str, record: bool, viewers: int, port: int,
     return result
 
 
+def run_alternating(viewers: int, port: int, seconds: float, pairs: int) -> None:
+    """The lean client in one pinned process, recording switched on and off in turn: each
+    pair's two windows share the process, its sockets and the same minute of the machine."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--seconds", str(seconds), "--alternate", str(pairs),
+         "--client", "fast", "1", str(viewers), str(port)],
+        capture_output=True, text=True, cwd=ROOT, check=False)
+    try:
+        result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        print(f"{viewers:>7} alternating windows failed: {out.stderr[-300:]}")
+        return
+    extra_pct, extra_us = [], []
+    for number, pair in enumerate(result["pairs"], 1):
+        on, off = pair["on"], pair["off"]
+        extra_pct.append(100 * (on["cpu_us_per_event"] / off["cpu_us_per_event"] - 1))
+        extra_us.append(on["cpu_us_per_event"] - off["cpu_us_per_event"])
+        print(f"{viewers:>7} pair {number:>2}: " + ", ".join(
+            f"{side} {pair[side]['cpu_us_per_event']:.1f} µs/ev "
+            f"(sys {pair[side]['sys_us_per_event']:.1f}, p99 {pair[side]['p99_ms'] or 0:.2f} ms, "
+            f"faults {pair[side]['faults_per_event']:.3f}, "
+            f"switches {pair[side]['switches_per_event']:.3f})" for side in ("on", "off"))
+            + f": {extra_pct[-1]:+.1f} %", flush=True)
+    ordered = sorted(extra_pct)
+    p99 = {side: statistics.median(p[side]["p99_ms"] or 0 for p in result["pairs"])
+           for side in ("on", "off")}
+    print(f"{viewers:>7} recording costs {statistics.median(extra_pct):+.1f} % "
+          f"({statistics.median(extra_us):+.1f} µs per event), median of {len(ordered)} "
+          f"pairs; range {ordered[0]:+.1f} to {ordered[-1]:+.1f} %; p99 median "
+          f"{p99['on']:.2f} ms recorded, {p99['off']:.2f} ms not", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--viewers", type=int, nargs="+", default=[1000, 5000])
@@ -256,16 +327,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1,
                         help="run the variants this many times in turn; with lean and "
                              "lean-off, prints recording's cost as the rounds' median")
+    parser.add_argument("--alternate", type=int, default=0, metavar="PAIRS",
+                        help="instead of the variants: the lean client in one process, "
+                             "recording on and off in turn for PAIRS pairs of --seconds "
+                             "windows; prints recording's cost as the pairs' median")
     parser.add_argument("--client", nargs=4, metavar=("VARIANT", "RECORD", "VIEWERS", "PORT"))
     args = parser.parse_args()
     if args.client:
         variant, record, viewers, port = args.client
-        print(json.dumps(client(variant, record == "1", int(viewers), args.seconds, int(port))))
+        print(json.dumps(client(variant, record == "1", int(viewers), args.seconds, int(port),
+                                args.alternate)))
         return
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
-    print(f"{'viewers':>7} {'client':<17} {'rec':<4} {'conn':>6} {'ev/s':>7} {'cpu%':>6} "
-          f"{'µs/ev':>6} {'p50ms':>6} {'p99ms':>6} {'rssMB':>6}", flush=True)
+    if args.rounds < 1 or args.alternate < 0:
+        parser.error("--rounds must be at least 1 and --alternate at least 0")
+    if not args.alternate:
+        print(f"{'viewers':>7} {'client':<17} {'rec':<4} {'conn':>6} {'ev/s':>7} {'cpu%':>6} "
+              f"{'µs/ev':>6} {'p50ms':>6} {'p99ms':>6} {'rssMB':>6}", flush=True)
     for viewers in args.viewers:
         port = free_port()
         server = subprocess.Popen(["taskset", "-c", "1", sys.executable,
@@ -274,6 +351,9 @@ def main() -> None:
         time.sleep(1.5)
         rounds: list[dict[tuple[str, bool], float]] = []
         try:
+            if args.alternate:
+                run_alternating(viewers, port, args.seconds, args.alternate)
+                continue
             for _ in range(args.rounds):
                 cost_us: dict[tuple[str, bool], float] = {}
                 for variant, record in (VARIANT_NAMES[name] for name in args.variants):

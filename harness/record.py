@@ -29,6 +29,7 @@ _COMPACT = re.compile(r"^compact-(\d+)-(\d+)\.parquet$")
 _PART = re.compile(r"^part-(\d+)\.parquet$")
 COMPACT_TIMEOUT_S = 300.0
 CONVERT_ROWS = 1000  # rows converted per GIL-holding call (TableWriter._batch)
+TWIN_COLUMNS = {"intended_ts": "ts"}  # column: the earlier column it usually equals
 
 
 def _native_submit() -> Callable[[Callable[[], None]], Any]:
@@ -63,7 +64,9 @@ class TableWriter:
     """Buffered rows of one table and its numbered part files. Rows are kept end to end in one
     list of values (`width` per row), not as a list of tuples: the tuples a producer builds are
     then short-lived (freed at once, reused from Python's free list) instead of tens of
-    thousands kept for seconds, and each column is one strided slice at write time."""
+    thousands kept for seconds, and each column is one strided slice at write time. Columns
+    that do not vary within a slice, and `intended_ts` where it equals `ts`, are not converted
+    value by value (`_array`, `TWIN_COLUMNS`)."""
 
     def __init__(self, folder: Path, schema: pa.Schema, max_rows: int = 50_000) -> None:
         self.folder = folder
@@ -71,6 +74,10 @@ class TableWriter:
         self.width = len(schema)
         self.values: list[Any] = []
         self.full_at = max_rows * self.width  # values buffered before a flush is forced
+        # A column usually equal to an earlier one (`intended_ts` to `ts` for every closed-model
+        # row) reuses that column's array when it is.
+        self.twins = {schema.get_field_index(name): schema.get_field_index(earlier)
+                      for name, earlier in TWIN_COLUMNS.items() if name in schema.names}
         # Numbers go on after every part and compacted range already there (a resumed run
         # writes into the same folder; a reused number would be hidden by a compacted range).
         self.next_part = 1 + max([*(_part_number(p) for p in folder.glob("part-*.parquet")),
@@ -101,24 +108,50 @@ class TableWriter:
         # Strings, not Path: every part would intern two new names (atomic_write_json).
         final = os.path.join(self.folder, f"part-{number:06d}.parquet")
         tmp = os.path.join(self.folder, f".part-{number:06d}.parquet.tmp")
-        pq.write_table(table, tmp, **parquet_options(self.schema))
+        # No min/max statistics in parts: nothing reads them while a run is on, and they cost
+        # a sixth of the write; compacted files have them, for readers that filter on `ts`.
+        pq.write_table(table, tmp, **parquet_options(self.schema, statistics=False))
         os.replace(tmp, final)
 
     def _batch(self, values: list[Any]) -> pa.RecordBatch:
         # Converting Python values holds the GIL for the whole call: in slices, the event
         # loop's thread gets it back between them (20,000 rows at once stalled 10,000 viewers'
         # loop past 300 ms at p99, bench/ws_clients.py).
-        return pa.RecordBatch.from_arrays(
-            [pa.array(values[column::self.width], type=field.type)
-             for column, field in enumerate(self.schema)], schema=self.schema)
+        columns = [values[column::self.width] for column in range(self.width)]
+        arrays: list[pa.Array] = []
+        for column, field in enumerate(self.schema):
+            twin = self.twins.get(column)
+            if twin is not None and columns[column] == columns[twin]:
+                arrays.append(arrays[twin])
+            else:
+                arrays.append(_array(columns[column], field.type))
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
 
-def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+def _array(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
+    """One column as Arrow. A column holding one value throughout (the process's `worker`;
+    the `kind`, `status` and `error` of a run of viewer events) is built from that value:
+    `list.count` compares by identity first, ~3 ns a row against 30-90 for converting it.
+    Values equal to the first but of another type (1.0 or True where the first is 1) are
+    stored as the first would be, where Arrow converting them one by one would refuse the
+    mix of int and bool."""
+    first = values[0] if values else None
+    # The middle and the last value first: a column that varies is then given up in two
+    # comparisons, not a count of the whole slice (real traffic mixes kinds, events, streams).
+    if values[-1:] != [first] or values[len(values) // 2] != first \
+            or values.count(first) != len(values):
+        return pa.array(values, type=arrow_type)
+    if first is None:
+        return pa.nulls(len(values), arrow_type)
+    return pa.repeat(pa.scalar(first, arrow_type), len(values))
+
+
+def parquet_options(schema: pa.Schema, statistics: bool = True) -> dict[str, Any]:
     """How parts and compacted files are written. Dictionary encoding for the string columns
     only: timestamps and latencies are nearly all distinct, so their dictionaries were built
     and then abandoned, which cost 0.2 µs of the writer's 0.8 per row and made the files
     larger (18.5 against 13.4 bytes per ws_event row, zstd)."""
-    return {"compression": "zstd",
+    return {"compression": "zstd", "write_statistics": statistics,
             "use_dictionary": [f.name for f in schema if pa.types.is_string(f.type)]}
 
 
@@ -232,6 +265,14 @@ class Recorder:
             self._pending.append(self._submit(self._guarded(writer, values, number)))
         self._pending = [f for f in self._pending if not _done(f)]
 
+    def wait_for_writes(self) -> None:
+        """Block until every part handed to the writer so far is written (or has failed, which
+        `write_errors` reports)."""
+        for future in list(self._pending):
+            with contextlib.suppress(Exception):
+                future.get() if hasattr(future, "get") else future.result()
+        self._pending = [f for f in self._pending if not _done(f)]
+
     def compact_now(self) -> None:
         """Merge each table's parts written so far (a soak's folder would otherwise hold
         thousands) in a child process (harness/compactor.py), after the writes handed over
@@ -241,9 +282,7 @@ class Recorder:
             return
         self._no_compaction.clear()
         try:
-            for future in list(self._pending):
-                with contextlib.suppress(Exception):
-                    future.get() if hasattr(future, "get") else future.result()
+            self.wait_for_writes()
             args = [str(arg) for writer in self.writers.values()
                     for arg in (writer.folder, writer.next_part - 1)]
             done = subprocess.run([sys.executable, "-m", "harness.compactor", *args],
@@ -269,10 +308,7 @@ class Recorder:
     def close(self, compact_parts: bool = True) -> None:
         """Flush, wait for the writer, and compact each table."""
         self.flush()
-        for future in self._pending:
-            with contextlib.suppress(Exception):
-                future.get() if hasattr(future, "get") else future.result()
-        self._pending = []
+        self.wait_for_writes()
         self._no_compaction.wait(COMPACT_TIMEOUT_S)
         if compact_parts:
             for writer in self.writers.values():

@@ -7,11 +7,14 @@ import shutil
 import time
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from analysis.load import read_table
 from harness.errors import RecordError
 from harness.record import Recorder, compact, table_files
+from harness.schema import TABLES
 
 
 def sample(i: int) -> tuple[object, ...]:
@@ -46,6 +49,64 @@ def test_buffer_limit_forces_a_flush(tmp_path: Path) -> None:
     assert len(table_files(tmp_path / "samples")) == 3
     assert len(read_table(tmp_path, "samples")) == 250
     assert recorder.rows_seen["samples"] == 250
+
+
+def test_uniform_and_twin_columns_read_back_exactly(tmp_path: Path) -> None:
+    # Columns with one value throughout a chunk, and `intended_ts` equal to `ts`, are built
+    # without converting each value; a chunk where they vary is converted value by value.
+    nan = float("nan")
+    uniform: list[tuple[object, ...]] = [
+        (10.0 + i, 10.0 + i, "ws_event", "ping", nan, True, None, None, 7, "local", f"v{i}", "s")
+        for i in range(5)]
+    varied: list[tuple[object, ...]] = [
+        (20.0, 19.5, "http", "get", 1, False, 503, "unavailable", 0, "local", "v1", None),
+        (21.0, 21.0, "http", "get", 2.5, True, 200, None, 10, "local", "v2", "s")]
+    recorder = Recorder(tmp_path, flush_interval_s=3600)
+    for row in uniform:
+        recorder.add("samples", row)
+    recorder.flush()
+    for row in varied:
+        recorder.add("samples", row)
+    recorder.close(compact_parts=False)
+    assert recorder.write_errors == []
+    frame = read_table(tmp_path, "samples")
+    assert list(frame.intended_ts) == [10.0, 11.0, 12.0, 13.0, 14.0, 19.5, 21.0]
+    assert frame.latency_ms[:5].isna().all() and list(frame.latency_ms[5:]) == [1.0, 2.5]
+    assert list(frame.kind) == ["ws_event"] * 5 + ["http"] * 2
+    assert frame.status[:5].isna().all() and list(frame.status[5:]) == [503, 200]
+    assert frame.error[:5].isna().all() and frame.error[5] == "unavailable"
+    assert list(frame.ok) == [True] * 5 + [False, True]
+    assert list(frame.user) == [f"v{i}" for i in range(5)] + ["v1", "v2"]
+    assert frame.stream[6] == "s" and frame.stream.isna().tolist() == [False] * 5 + [True, False]
+    for part in table_files(tmp_path / "samples"):
+        assert pq.read_schema(part).equals(TABLES["samples"], check_metadata=False)
+
+
+def test_a_column_that_varies_only_between_its_ends_and_middle_is_converted_value_by_value(
+        ) -> None:
+    from harness.record import _array
+
+    assert _array(["s", "x", "s", "s", "s"], pa.string()).to_pylist() == ["s", "x", "s", "s", "s"]
+    assert _array([None, None, 3], pa.int32()).to_pylist() == [None, None, 3]
+    assert _array([None, None], pa.int32()).null_count == 2
+    assert _array([2.5] * 3, pa.float64()).to_pylist() == [2.5] * 3
+    assert _array([], pa.string()).to_pylist() == []
+
+
+def test_parts_skip_column_statistics_and_compacted_files_keep_them(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path, flush_interval_s=3600)
+    for batch in range(2):
+        for i in range(3):
+            recorder.add("samples", sample(i + 3 * batch))
+        recorder.flush()
+    recorder.close(compact_parts=False)
+    part = table_files(tmp_path / "samples")[0]
+    assert pq.ParquetFile(part).metadata.row_group(0).column(0).statistics is None
+    compacted = compact(tmp_path / "samples")
+    assert compacted is not None
+    metadata = pq.ParquetFile(compacted).metadata  # one row group per part
+    latency_ms = [metadata.row_group(g).column(4).statistics for g in range(2)]
+    assert [(s.min, s.max) for s in latency_ms] == [(0.0, 2.0), (3.0, 5.0)]
 
 
 def test_rows_shipped_as_lists_are_written_like_tuples(tmp_path: Path) -> None:
@@ -117,7 +178,6 @@ def test_a_part_from_schema_1_reads_with_the_newer_columns(tmp_path: Path) -> No
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from harness.schema import TABLES
 
     older = pa.schema([f for f in TABLES["resources"]
                        if f.name not in ("pss_bytes", "anon_pss_bytes")])
@@ -143,7 +203,6 @@ def test_bad_row_is_reported_not_raised(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["samples", "events", "resources", "metrics"])
 def test_every_table_has_ts_first(name: str) -> None:
-    from harness.schema import TABLES
 
     assert TABLES[name].names[0] == "ts"
 
