@@ -17,6 +17,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from stack import roles
 from stack.errors import StackNotRunning, StackStartError
 from stack.jwtkeys import ensure_keys
@@ -128,6 +130,9 @@ def down(run_dir: Path, timeout_s: float = 60.0) -> list[str]:
         deadline = time.monotonic() + timeout_s
         while supervisor_alive(state) and time.monotonic() < deadline:
             time.sleep(0.1)
+        # Late in its exit a process has lost its command line (supervisor_alive says no)
+        # but is not yet a zombie: `down` returns only after the exit itself.
+        _wait_exited(state.supervisor_pid, min(deadline, time.monotonic() + 5.0))
     # Whatever is still running (supervisor killed, or it timed out) is ended here, by pid,
     # only where the pid still belongs to the process the supervisor started.
     killed = []
@@ -139,6 +144,16 @@ def down(run_dir: Path, timeout_s: float = 60.0) -> list[str]:
                 os.kill(role.pid, signal.SIGKILL)
             killed.append(role.name)
     return killed
+
+
+def _wait_exited(pid: int, until_monotonic: float) -> None:
+    while time.monotonic() < until_monotonic:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.02)
 
 
 def status(run_dir: Path) -> dict[str, Any]:
