@@ -126,13 +126,14 @@ def down(run_dir: Path, timeout_s: float = 60.0) -> list[str]:
     """Stop the stack in `run_dir`; returns the roles that had to be killed directly."""
     state = read_state(run_dir)
     if supervisor_alive(state) and state.supervisor_pid is not None:
+        started_at = _create_time(state.supervisor_pid)
         os.kill(state.supervisor_pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while supervisor_alive(state) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        # Late in its exit a process has lost its command line (supervisor_alive says no)
-        # but is not yet a zombie: `down` returns only after the exit itself.
-        _wait_exited(state.supervisor_pid, min(deadline, time.monotonic() + 5.0))
+        # Until the process itself is gone: late in its exit it has lost its command line
+        # (supervisor_alive would already say no) but is not yet a zombie.
+        while is_same_process(state.supervisor_pid, started_at) and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
     # Whatever is still running (supervisor killed, or it timed out) is ended here, by pid,
     # only where the pid still belongs to the process the supervisor started.
     killed = []
@@ -146,14 +147,11 @@ def down(run_dir: Path, timeout_s: float = 60.0) -> list[str]:
     return killed
 
 
-def _wait_exited(pid: int, until_monotonic: float) -> None:
-    while time.monotonic() < until_monotonic:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return
-        except psutil.NoSuchProcess:
-            return
-        time.sleep(0.02)
+def _create_time(pid: int) -> float | None:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
 
 
 def status(run_dir: Path) -> dict[str, Any]:
