@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from analysis.load import load_run, phase_mask
+from analysis.load import load_run, outside_phases
 
 ALPHA = 0.01
 MIN_RELATIVE = 0.10   # the candidate's median must be ≥ 10 % worse …
@@ -35,7 +35,7 @@ class Comparison:
 def _latencies(results_dir: Path) -> dict[tuple[str, str], np.ndarray]:
     run = load_run(results_dir)
     samples = run.samples[run.samples.ok]
-    samples = samples[phase_mask(samples.ts, run.phases(), ["warmup", "cooldown"])]
+    samples = outside_phases(samples, run.phases(), ["warmup", "cooldown"])
     return {(str(kind), str(name)): group.latency_ms.to_numpy(dtype=np.float64)
             for (kind, name), group in samples.groupby(["kind", "name"])}
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.counts import COUNT_TOLERANCE_S, held_at, held_matches, observed_counts
-from analysis.load import RunData, phase_mask
+from analysis.load import RunData, outside_phases
 from analysis.stats import Estimate, ratio
 
 # Per-stream viewer gauge of the reference service (contract section 5 leaves the per-stream
@@ -64,7 +64,7 @@ class SourceFigures:
 
 
 def _steady(run: RunData, frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[phase_mask(frame.ts, run.phases(), EXCLUDED_PHASES)]
+    return outside_phases(frame, run.phases(), EXCLUDED_PHASES)
 
 
 def reported_counts(run: RunData, judged_only: bool = True) -> dict[str, pd.DataFrame]:

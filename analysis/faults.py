@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.counts import count_matches, observed_counts
-from analysis.load import RunData
+from analysis.load import RunData, operation_end_s
 from analysis.stats import Estimate
 
 # The request traffic a fault is judged on: API calls, viewer (re)connects, socket round trips.
@@ -70,6 +70,17 @@ def _error_and_p95(frame: pd.DataFrame) -> tuple[float, float]:
 
 def _between(frame: pd.DataFrame, start: float, end: float) -> pd.DataFrame:
     return frame[(frame.ts >= start) & (frame.ts < end)]
+
+
+def _done_before(frame: pd.DataFrame, start: float, end: float) -> pd.DataFrame:
+    """Operations begun from `start` and over before `end` (the baseline before a fault: a
+    request in flight when it began is the fault's)."""
+    return frame[(frame.ts >= start) & (operation_end_s(frame) < end)]
+
+
+def _overlapping(frame: pd.DataFrame, start: float, end: float) -> pd.DataFrame:
+    """Operations in progress at some moment of [start, end)."""
+    return frame[(frame.ts < end) & (operation_end_s(frame) >= start)]
 
 
 def load_end(run: RunData) -> float:
@@ -178,9 +189,9 @@ def _figures(run: RunData) -> list[FaultFigures]:
     for number, fault in enumerate(ordered):
         start, end = float(fault["start"]), float(fault["end"])
         next_start = float(ordered[number + 1]["start"]) if number + 1 < len(ordered) else until
-        base = _between(traffic, max(start - BASELINE_S, previous_end), start)
+        base = _done_before(traffic, max(start - BASELINE_S, previous_end), start)
         baseline = _error_and_p95(base)
-        during = _error_and_p95(_between(traffic, start, end))
+        during = _error_and_p95(_overlapping(traffic, start, end))
         after = _error_and_p95(_between(traffic, end, min(end + BASELINE_S, until)))
         dropped, back, never, reconnect = _viewers(run, start, end)
         count_match, count_n = _counts_after(run, start, min(next_start, until))

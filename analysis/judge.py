@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.load import RunData, phase_mask
+from analysis.load import RunData, outside_phases
 from analysis.metrics import derived, included_seconds, viewers_established, windows
 from analysis.stats import Estimate, mean, percentile, ratio, theil_sen
 from analysis.thresholds import Threshold, ThresholdFile
@@ -93,7 +93,7 @@ def select(run: RunData, threshold: Threshold) -> pd.DataFrame:
     for column, wanted in threshold.filter.items():
         frame = frame[frame[column].isin(wanted if isinstance(wanted, list) else [wanted])]
     if threshold.exclude_phases and not frame.empty:
-        frame = frame[phase_mask(frame.ts, run.phases(), threshold.exclude_phases)]
+        frame = outside_phases(frame, run.phases(), threshold.exclude_phases)
     return frame
 
 

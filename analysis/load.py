@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from harness.errors import InputError
 from harness.record import table_files
-from harness.schema import TABLES
+from harness.schema import READING_KINDS, TABLES
 
 # After a fault, latency and error thresholds of normal operation are not judged for this long
 # (the fault verdicts judge that stretch; docs/chaos.md).
@@ -62,13 +62,34 @@ def read_manifest(results_dir: Path) -> dict[str, Any]:
 
 
 def phase_mask(ts: pd.Series, phases: Sequence[Mapping[str, Any]],
-               exclude: Sequence[str]) -> pd.Series:
-    """True for rows outside every excluded phase."""
+               exclude: Sequence[str], end: pd.Series | None = None) -> pd.Series:
+    """True for rows outside every excluded phase. With `end` (epoch s), a row is outside only
+    if its whole span [ts, end] is."""
+    end = ts if end is None else end
     keep = pd.Series(True, index=ts.index)
     for phase in phases:
         if phase["name"] in exclude:
-            keep &= ~((ts >= phase["start"]) & (ts < phase["end"]))
+            keep &= ~((ts < phase["end"]) & (end >= phase["start"]))
     return keep
+
+
+def operation_end_s(frame: pd.DataFrame) -> pd.Series:
+    """When each row's operation ended: for samples whose latency is a duration, `ts` (the
+    start) plus it; `ts` for every other row."""
+    if "latency_ms" not in frame.columns:
+        return frame.ts
+    span_s = frame.latency_ms.fillna(0.0).clip(lower=0.0) / 1000.0
+    if "kind" in frame.columns:
+        span_s = span_s.where(~frame.kind.isin(READING_KINDS), 0.0)
+    return frame.ts + span_s
+
+
+def outside_phases(frame: pd.DataFrame, phases: Sequence[Mapping[str, Any]],
+                   exclude: Sequence[str]) -> pd.DataFrame:
+    """The rows of `frame` whose operation lies wholly outside the excluded phases: a request
+    in flight when a fault began is the fault's, though it started just before it (a SIGKILLed
+    service fails the requests it was serving, stamped before the fault's first action)."""
+    return frame[phase_mask(frame.ts, phases, exclude, operation_end_s(frame))]
 
 
 @dataclass

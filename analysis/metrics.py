@@ -14,7 +14,7 @@ from analysis.consistency import derived as consistency_derived
 from analysis.counts import count_matches, observed_counts
 from analysis.faults import FAULT_METRICS
 from analysis.faults import derived as fault_derived
-from analysis.load import RunData, phase_mask
+from analysis.load import RunData, outside_phases, phase_mask
 from analysis.memory import memory_by_second
 from analysis.stats import Estimate, percentile, ratio
 from analysis.trends import TREND_METRICS
@@ -187,7 +187,7 @@ def _count_match(run: RunData) -> Estimate:
     """Share of the viewer counts the target told viewers (viewer_count_changed) that equal
     the sockets the harness held (analysis.counts), warm-up and cool-down excluded."""
     observed = observed_counts(run.events)
-    observed = observed[phase_mask(observed.ts, run.phases(), ["warmup", "cooldown"])]
+    observed = outside_phases(observed, run.phases(), ["warmup", "cooldown"])
     if observed.empty:
         return Estimate(float("nan"), None, None, 0)
     return ratio(count_matches(run.events, observed), len(observed))

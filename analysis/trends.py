@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from analysis.load import RunData, phase_mask
+from analysis.load import RunData, outside_phases
 from analysis.memory import role_memory
 from analysis.stats import Estimate, mann_kendall_p, ratio, theil_sen
 
@@ -129,7 +129,7 @@ def _span(starts_s: NDArray[np.float64], y: NDArray[np.float64]) -> Span:
 
 
 def _judged(run: RunData, frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[phase_mask(frame.ts, run.phases(), JUDGED_OUT)]
+    return outside_phases(frame, run.phases(), JUDGED_OUT)
 
 
 def settled(frame: pd.DataFrame) -> pd.DataFrame:

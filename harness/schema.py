@@ -75,6 +75,9 @@ SAMPLE_KINDS = frozenset({
     "rtmp_publish", "hls_playlist", "hls_segment", "hls_startup", "hls_stall", "hls_live_lag",
     "hls_ingest_delay",
 })
+# Kinds whose `latency_ms` is a delay read at `ts` (a push latency, a live lag), not the length
+# of an operation that began at `ts`; every other kind's operation spans ts .. ts + latency.
+READING_KINDS = frozenset({"ws_event", "hls_live_lag", "hls_ingest_delay"})
 # A soak's extra viewers are users named `cycle<N>-v<i>` (harness/soak.py); analysis keeps
 # them apart from the planned viewers.
 CYCLE_USER_PREFIX = "cycle"

@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from analysis import faults
 from analysis.judge import judge
 from analysis.load import load_run
@@ -141,6 +143,47 @@ def test_fault_and_recovery_phases_are_excluded(tmp_path: Path) -> None:
                                       "comparator: '>=', limit: 1.0, "
                                       "exclude_phases: [fault, recovery]}\n")
     assert [r.status for r in judge(run, load_thresholds(rules)).results] == ["PASS"]
+
+
+SUCCESS_OUTSIDE_FAULTS = ("  - {id: ok, checklist: x, source: samples, filter: {kind: http}, "
+                          "aggregation: success_ratio, comparator: '>=', limit: 1.0, "
+                          "min_samples: 1, exclude_phases: [fault, recovery]}\n")
+
+
+def _one_failure(tmp_path: Path, started_s: float, latency_ms: float,
+                 kind: str = "http") -> Path:
+    """Clean traffic (every request done 5 ms after it began) and one failed operation
+    beginning `started_s` into the run and lasting `latency_ms`; the fault spans 40-50 s."""
+    rows = [row for row in _errors_until(40.0) if not 39.0 <= row[0] - START < 40.0]
+    ts = START + started_s
+    rows.append((ts, ts, kind, "list_active", latency_ms, False, None, "ConnectionResetError",
+                 0, "local", "api", None))
+    return write_run(tmp_path, rows, manifest(faults=[FAULT]))
+
+
+def test_a_request_in_flight_when_the_fault_began_is_the_faults(tmp_path: Path) -> None:
+    """A SIGKILLed service fails the request it was serving; the request began 20 ms before
+    the fault's first action was stamped. It counts in the fault, not in the baseline or in
+    a threshold that excludes faults."""
+    rules = load_thresholds(thresholds_file(tmp_path, SUCCESS_OUTSIDE_FAULTS))
+    in_flight = load_run(_one_failure(tmp_path / "in-flight", 39.98, 30.0))
+    assert [r.status for r in judge(in_flight, rules).results] == ["PASS"]
+    figure = faults.figures(in_flight)[0]
+    assert figure.baseline_error_ratio == 0.0
+    assert figure.during_error_ratio == pytest.approx(1 / 101)  # 100 requests in 10 s, + 1
+    # The same failure, over 10 ms before the fault began, is the target's own.
+    over = load_run(_one_failure(tmp_path / "over", 39.98, 10.0))
+    assert [r.status for r in judge(over, rules).results] == ["FAIL"]
+    assert faults.figures(over)[0].baseline_error_ratio > 0.0
+
+
+def test_a_delay_read_before_a_fault_is_not_stretched_into_it(tmp_path: Path) -> None:
+    """A `ws_event`'s latency is the push delay read at its `ts`, not an operation that went
+    on after it: a long one read a second before the fault stays outside the fault."""
+    rules = load_thresholds(thresholds_file(tmp_path, SUCCESS_OUTSIDE_FAULTS.replace(
+        "kind: http", "kind: ws_event")))
+    run = load_run(_one_failure(tmp_path / "event", 39.0, 5000.0, kind="ws_event"))
+    assert [r.status for r in judge(run, rules).results] == ["FAIL"]
 
 
 def test_faults_json_is_read_when_the_manifest_lacks_them(tmp_path: Path) -> None:
