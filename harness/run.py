@@ -28,7 +28,7 @@ from harness import __version__, allocator, memtrace
 from harness.audit import StreamAudit
 from harness.chaos import ChaosRunner, Occurrence, check_experiments, describe, plan
 from harness.errors import HarnessError, InputError, TargetUnreachable
-from harness.fleet import Fleet
+from harness.fleet import Fleet, encoded_clip
 from harness.gctune import tune_gc
 from harness.ledger import WriteLedger
 from harness.livestats import LiveStats
@@ -456,6 +456,7 @@ class Run:
             api_mix=dict(s.api_clients.mix), region=s.streams.region,
             ws_client=s.viewers.ws_client)
         self.ctx.set_plan(plan)
+        clip = encoded_clip(s.streams.clip) if s.streams.broadcast else None
         env = self._environment()
         runner = env.runner
         assert runner is not None
@@ -472,8 +473,8 @@ class Run:
         self._start_faults(endpoints, api_tokens[-1])
         if not self._wait(s.load.ramp, show):
             return self._abort(runner)
-        if s.streams.broadcast:
-            self.fleet.publish_all(s.streams.clip)
+        if clip is not None:
+            self.fleet.publish_all(clip)
             self.fleet.watch()
         self.audit.start()
         self._stage("hold")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -39,13 +40,14 @@ def stack_dir() -> Iterator[Path]:
 
 
 def run_cli(stack_dir: Path, results: Path, *extra: str,
-            scenario: Path = ROOT / "scenarios/smoke.yaml",
+            scenario: Path = ROOT / "scenarios/smoke.yaml", env: dict[str, str] | None = None,
             ) -> tuple[subprocess.CompletedProcess[str], Path]:
     result = subprocess.run(
         [*CLI, "run", str(scenario), "--run-dir", str(stack_dir),
          "--results", str(results), "--quiet", "--duration", "20s", "--viewers-per-stream", "8",
          "--api-rate", "10",
-         "--streams", "2", *extra], capture_output=True, text=True, timeout=240)
+         "--streams", "2", *extra], capture_output=True, text=True, timeout=240,
+        env={**os.environ, **(env or {})})
     folders = list(results.iterdir())
     assert len(folders) == 1, result.stdout + result.stderr
     return result, folders[0]
@@ -109,8 +111,13 @@ def check_results(folder: Path, viewers: int, streams: int) -> None:
 
 
 def test_run_single_process_then_analyze(stack_dir: Path, tmp_path: Path) -> None:
-    result, folder = run_cli(stack_dir, tmp_path)
+    clips = tmp_path / "clips"  # no cached clip, as on a fresh machine
+    result, folder = run_cli(stack_dir, tmp_path / "results",
+                             env={"NOVA_CLIP_CACHE": str(clips)})
     assert result.returncode == 0, result.stdout + result.stderr
+    # The clip was encoded before the load began, not in the middle of the measured run.
+    (clip,) = clips.glob("clip-*.flv")
+    assert clip.stat().st_mtime < read_manifest(folder)["stages"][0]["start"]
     assert "run completed: 16/16 viewers connected" in result.stdout
     assert "verdict: PASS" in result.stdout and "report.html" in result.stdout
     check_results(folder, viewers=16, streams=2)
