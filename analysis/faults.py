@@ -72,15 +72,17 @@ def _between(frame: pd.DataFrame, start: float, end: float) -> pd.DataFrame:
     return frame[(frame.ts >= start) & (frame.ts < end)]
 
 
-def _done_before(frame: pd.DataFrame, start: float, end: float) -> pd.DataFrame:
-    """Operations begun from `start` and over before `end` (the baseline before a fault: a
-    request in flight when it began is the fault's)."""
-    return frame[(frame.ts >= start) & (operation_end_s(frame) < end)]
+def _done_before(frame: pd.DataFrame, ends_s: pd.Series, start: float,
+                 end: float) -> pd.DataFrame:
+    """Operations begun from `start` and over before `end` (`ends_s`: operation_end_s of
+    `frame`); the baseline before a fault: a request in flight when it began is the fault's."""
+    return frame[(frame.ts >= start) & (ends_s < end)]
 
 
-def _overlapping(frame: pd.DataFrame, start: float, end: float) -> pd.DataFrame:
+def _overlapping(frame: pd.DataFrame, ends_s: pd.Series, start: float,
+                 end: float) -> pd.DataFrame:
     """Operations in progress at some moment of [start, end)."""
-    return frame[(frame.ts < end) & (operation_end_s(frame) >= start)]
+    return frame[(frame.ts < end) & (ends_s >= start)]
 
 
 def load_end(run: RunData) -> float:
@@ -179,6 +181,7 @@ def _figures(run: RunData) -> list[FaultFigures]:
     """The figures of every fault window of the run."""
     samples = run.samples
     traffic = samples[samples.kind.isin(TRAFFIC_KINDS)]
+    ends_s = operation_end_s(traffic)  # once, not per fault: a soak's traffic is millions of rows
     writes = write_outcomes(run)
     until = load_end(run)
     steady_start = next((float(p["start"]) for p in run.phases() if p["name"] == "steady"),
@@ -189,9 +192,9 @@ def _figures(run: RunData) -> list[FaultFigures]:
     for number, fault in enumerate(ordered):
         start, end = float(fault["start"]), float(fault["end"])
         next_start = float(ordered[number + 1]["start"]) if number + 1 < len(ordered) else until
-        base = _done_before(traffic, max(start - BASELINE_S, previous_end), start)
+        base = _done_before(traffic, ends_s, max(start - BASELINE_S, previous_end), start)
         baseline = _error_and_p95(base)
-        during = _error_and_p95(_overlapping(traffic, start, end))
+        during = _error_and_p95(_overlapping(traffic, ends_s, start, end))
         after = _error_and_p95(_between(traffic, end, min(end + BASELINE_S, until)))
         dropped, back, never, reconnect = _viewers(run, start, end)
         count_match, count_n = _counts_after(run, start, min(next_start, until))
