@@ -6,6 +6,7 @@ one file and returns its path."""
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -15,11 +16,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from analysis import consistency as consistency_figures
 from analysis import faults as fault_figures
 from analysis import trends as trend_figures
-from analysis.judge import Result, Verdict
+from analysis.faults import judged_phases
+from analysis.judge import Result, Verdict, label
 from analysis.load import RunData
 from analysis.memory import role_memory
 from analysis.metrics import (
@@ -32,7 +35,10 @@ from analysis.metrics import (
 from analysis.trends import Trend
 
 GREEN, RED, GREY, AMBER = "#2e7d32", "#c62828", "#9e9e9e", "#f9a825"
-STATUS_COLOURS = {"PASS": GREEN, "FAIL": RED, "INCONCLUSIVE": GREY, "SKIPPED": GREY}
+STATUS_COLOURS = {"PASS": GREEN, "FAIL": RED, "INCONCLUSIVE": GREY, "NOT_APPLICABLE": "#cfd8dc"}
+# Two limits on one panel (100 ms and 500 ms) must differ by more than their status colour.
+LIMIT_STYLES = ("--", "-.", ":")
+PLAIN_NUMBERS = FuncFormatter(lambda value, _: f"{value:g}")
 MEASURE_LABELS = {"anon": "anon PSS", "pss": "PSS", "rss": "RSS"}
 
 
@@ -44,7 +50,7 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def _shade_phases(ax: Axes, run: RunData) -> None:
-    for phase in run.phases():
+    for phase in judged_phases(run):
         if phase["name"] == "steady":
             continue
         colour = {"fault": RED, "recovery": AMBER}.get(phase["name"], GREY)
@@ -59,20 +65,21 @@ def _legend(ax: Axes) -> None:
 
 
 def scorecard(verdict: Verdict, path: Path) -> Path:
-    """One bar per threshold: observed as a share of its limit, coloured by result."""
+    """One bar per threshold: observed as a share of its limit, coloured by result; lines
+    without evidence (NOT APPLICABLE, INCONCLUSIVE) get no bar, only their word."""
     results = verdict.results
-    fig, ax = plt.subplots(figsize=(10, 0.45 * len(results) + 1.6))
+    fig, ax = plt.subplots(figsize=(12, 0.55 * len(results) + 1.6))
     for row, result in enumerate(results):
         share = _share_of_limit(result)
-        ax.barh(row, share if share is not None else 0.02,
-                color=STATUS_COLOURS[result.status], alpha=0.9)
-        label = "n/a" if result.observed is None else f"{result.observed:.4g} {result.unit}"
-        ax.text(min(share or 0, 1.9) + 0.02, row,
-                f"{result.status}  {label} {result.comparator} {result.limit:g} {result.unit}",
-                va="center", fontsize=8)
+        if share is not None:
+            ax.barh(row, share, color=STATUS_COLOURS[result.status], alpha=0.9)
+        text = f"{label(result.status)}  {result.show(result.observed)} {result.comparator} " \
+               f"{result.show(result.limit)}"
+        ax.text(min(share or 0, 1.9) + 0.02, row, text, va="center", fontsize=8,
+                color="black" if share is not None else "#616161")
     ax.axvline(1.0, color="black", linestyle="--", linewidth=1, label="limit")
-    ax.set_yticks(range(len(results)), [f"{r.id}\n{r.checklist[:60]}" for r in results],
-                  fontsize=7)
+    ax.set_yticks(range(len(results)),
+                  [f"{r.id}\n{textwrap.shorten(r.checklist, 70)}" for r in results], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(0, 2.6)
     ax.set_xlabel("observed / limit (the dashed line is the limit)")
@@ -101,14 +108,16 @@ def latency(run: RunData, verdict: Verdict, path: Path) -> Path:
         for column, style in (("p50", ":"), ("p95", "-"), ("p99", "--")):
             if not frame.empty:
                 ax.plot(frame.t_s, frame[column], style, label=column)
-        for result in verdict.results:
-            if result.unit == "ms" and result.kind == kind:
-                ax.axhline(result.limit, color=STATUS_COLOURS[result.status], linewidth=1.2,
-                           label=f"limit {result.id} ({result.limit:g} ms)")
+        limits = [r for r in verdict.results if r.unit == "ms" and r.kind == kind]
+        for style, result in zip(LIMIT_STYLES * 3, limits, strict=False):
+            ax.axhline(result.limit, color=STATUS_COLOURS[result.status], linewidth=1.2,
+                       linestyle=style, label=f"limit {result.id} {result.limit:g} ms "
+                       f"({label(result.status)})")
         _shade_phases(ax, run)
         ax.set_title(title, fontsize=10)
-        ax.set_ylabel("latency (ms)")
-        ax.set_yscale("symlog", linthresh=10)
+        ax.set_ylabel("latency (ms, log above 1)")
+        ax.set_yscale("symlog", linthresh=1)
+        ax.yaxis.set_major_formatter(PLAIN_NUMBERS)
         _legend(ax)
     axes[-1].set_xlabel("time since start (s)")
     return _save(fig, path)
@@ -119,9 +128,9 @@ def throughput(run: RunData, path: Path) -> Path:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     samples = run.samples
     t = (samples.ts - run.start_s).astype(int)
-    for kind, label in (("http", "API requests/s"), ("ws_event", "WebSocket events/s")):
+    for kind, name in (("http", "API requests/s"), ("ws_event", "WebSocket events/s")):
         counts = samples[samples.kind == kind].groupby(t[samples.kind == kind]).size()
-        top.plot(counts.index, counts.to_numpy(), label=label)
+        top.plot(counts.index, counts.to_numpy(), label=name)
     errors = samples[~samples.ok].groupby(t[~samples.ok]).size()
     bottom.bar(errors.index, errors.to_numpy(), color=RED, width=1.0, label="errors/s")
     for ax in (top, bottom):
@@ -174,12 +183,15 @@ def _limit_line(ax: Axes, verdict: Verdict, metric: str, scale: float = 1.0,
         if metric not in (result.aggregation, result.id):
             continue
         limit = result.limit * scale
-        label = f"{result.id} limit {limit:.4g}{unit} ({result.status})"
+        text = f"{result.id} limit {limit:.4g}{unit} ({label(result.status)})"
         if limit <= 3 * top:
-            ax.axhline(limit, color=STATUS_COLOURS[result.status], linestyle="--", label=label)
-        else:
+            ax.axhline(limit, color=STATUS_COLOURS[result.status], linestyle="--", label=text)
+        else:  # drawn to scale it would flatten the data: say so on the chart itself
             ax.plot([], [], linestyle="--", color=STATUS_COLOURS[result.status],
-                    label=f"{label}, above the chart")
+                    label=f"{text}, far above the chart")
+            ax.annotate(f"↑ limit {limit:.4g}{unit}", xy=(0.01, 0.97),
+                        xycoords="axes fraction", va="top", fontsize=8,
+                        color=STATUS_COLOURS[result.status])
 
 
 def resources(run: RunData, verdict: Verdict, path: Path) -> Path:
@@ -290,10 +302,15 @@ def faults(run: RunData, path: Path) -> Path:
     if not series.empty:
         count.step(series.t_s, series.connected, where="post", label="viewers connected")
     for figure in fault_figures.figures(run):
-        if figure.recovery_s is not None:
-            for ax in (lat, err, count):
-                ax.axvline(figure.end + figure.recovery_s - run.start_s, color=GREEN,
-                           linestyle="--", label="recovered")
+        for ax in (lat, err, count):
+            if figure.outage_started_at is not None:
+                outage_end = figure.outage_started_at + figure.outage_s \
+                    if figure.outage_s is not None else run.end_s
+                ax.axvspan(figure.outage_started_at - run.start_s, outage_end - run.start_s,
+                           color=RED, alpha=0.25, label="outage seen by users")
+            if figure.recovered_at is not None:
+                ax.axvline(figure.recovered_at - run.start_s, color=GREEN, linestyle="--",
+                           label=f"recovered ({figure.recovery_s:.1f} s after injection)")
     for ax in (lat, err, count):
         _shade_phases(ax, run)
         _legend(ax)

@@ -35,7 +35,7 @@ class Comparison:
 def _latencies(results_dir: Path) -> dict[tuple[str, str], np.ndarray]:
     run = load_run(results_dir)
     samples = run.samples[run.samples.ok]
-    samples = outside_phases(samples, run.phases(), ["warmup", "cooldown"])
+    samples = outside_phases(samples, run.recorded_phases(), ["warmup", "cooldown"])
     return {(str(kind), str(name)): group.latency_ms.to_numpy(dtype=np.float64)
             for (kind, name), group in samples.groupby(["kind", "name"])}
 

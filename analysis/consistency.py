@@ -64,7 +64,7 @@ class SourceFigures:
 
 
 def _steady(run: RunData, frame: pd.DataFrame) -> pd.DataFrame:
-    return outside_phases(frame, run.phases(), EXCLUDED_PHASES)
+    return outside_phases(frame, run.recorded_phases(), EXCLUDED_PHASES)
 
 
 def reported_counts(run: RunData, judged_only: bool = True) -> dict[str, pd.DataFrame]:

@@ -25,6 +25,9 @@ ERROR_SLACK = 0.01       # recovered: error ratio within 1 point of the baseline
 P95_FACTOR, P95_SLACK_MS = 1.5, 50.0  # ... and p95 within 1.5x (or 50 ms) of the baseline's
 DROP_GRACE_S = 5.0       # drops this long after a fault's end still belong to it
 BACK_WITHIN_S = 30.0
+# A fault that never recovered leaves this much after its window out of the other thresholds
+# (the fault-recovery line fails it anyway).
+RECOVERY_MAX_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,14 @@ class FaultFigures:
     baseline_p95_ms: float
     during_p95_ms: float
     after_p95_ms: float
-    recovery_s: float | None        # None: not back to baseline before the load ended
+    # As users saw it: first failed operation after the injection → first of a sustained run
+    # of successes (0 when no operation failed; None when the failures never stopped).
+    outage_s: float | None
+    outage_started_at: float | None  # epoch s of its first failure (None: nothing failed)
+    # From the injection until errors and p95 stay at the baseline (None: never before the
+    # load ended). The fault window itself ends only after the experiment's own waits.
+    recovery_s: float | None
+    recovered_at: float | None      # epoch s of that recovery
     viewers_dropped: int
     viewers_back_within_30s: int
     viewers_never_back: int
@@ -52,8 +62,9 @@ class FaultFigures:
     count_observations_after: int
     broadcaster_interruptions: int
     broadcaster_reconnected: int
-    writes_acked_before: int
-    writes_lost: int
+    writes_acked_before: int        # acknowledged before this fault's window ended
+    writes_lost: int                # of those, missing or changed when read back
+    writes_acked_run: int           # acknowledged in the whole run (the threshold's n)
 
     def to_json(self) -> dict[str, Any]:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v)
@@ -93,23 +104,68 @@ def load_end(run: RunData) -> float:
     return run.end_s
 
 
-def recovery_s(traffic: pd.DataFrame, fault_end: float, until: float,
-               baseline: tuple[float, float]) -> float | None:
-    """Seconds from the fault's end until error ratio and p95 stay at baseline for
-    SUSTAINED_S; None if that never happens before `until`."""
+def _limits(baseline: tuple[float, float]) -> tuple[float, float]:
+    """The error ratio and p95 (ms) a window may have and still count as back to baseline."""
     base_error, base_p95 = baseline
     error_limit = max(0.0 if math.isnan(base_error) else base_error, 0.0) + ERROR_SLACK
     p95_limit = math.inf if math.isnan(base_p95) else max(base_p95 * P95_FACTOR,
                                                           base_p95 + P95_SLACK_MS)
-    t = fault_end
-    while t + SUSTAINED_S <= until:
-        window = _between(traffic, t, t + SUSTAINED_S)
-        if len(window) >= MIN_WINDOW_SAMPLES:
-            error, p95 = _error_and_p95(window)
-            if error <= error_limit and (math.isnan(p95) or p95 <= p95_limit):
-                return round(t - fault_end, 2)
-        t += STEP_S
+    return error_limit, p95_limit
+
+
+def _sustained_from(traffic: pd.DataFrame, t: float, until: float,
+                    baseline: tuple[float, float], check_p95: bool) -> float | None:
+    """The first success at or after `t` from which SUSTAINED_S of traffic keeps errors (and,
+    with `check_p95`, p95) at the baseline; None before `until`. `traffic` is sorted by ts.
+    Scanned in STEP_S steps, then refined to the exact success within the last step."""
+    ts = traffic.ts.to_numpy(dtype=np.float64)
+    ok = traffic.ok.to_numpy(dtype=bool)
+    latency_ms = traffic.latency_ms.to_numpy(dtype=np.float64)
+    error_limit, p95_limit = _limits(baseline)
+
+    def at_baseline(begin: float) -> bool:
+        lo, hi = np.searchsorted(ts, [begin, begin + SUSTAINED_S])
+        if hi - lo < MIN_WINDOW_SAMPLES or 1.0 - ok[lo:hi].mean() > error_limit:
+            return False
+        good = latency_ms[lo:hi][ok[lo:hi]]
+        return not check_p95 or len(good) == 0 or \
+            float(np.percentile(good, 95)) <= p95_limit
+
+    step_start = t
+    while step_start + SUSTAINED_S <= until:
+        if at_baseline(step_start):
+            lo = int(np.searchsorted(ts, max(t, step_start - STEP_S), side="left"))
+            hi = int(np.searchsorted(ts, step_start, side="right"))
+            for index in range(lo, hi):
+                if ok[index] and at_baseline(ts[index]):
+                    return float(ts[index])
+            after = np.flatnonzero(ok[hi:])
+            return float(ts[hi + after[0]]) if len(after) else None
+        step_start += STEP_S
     return None
+
+
+def outage(traffic: pd.DataFrame, ends_s: pd.Series, start: float, end: float, until: float,
+           baseline: tuple[float, float]) -> tuple[float | None, float | None]:
+    """The outage users saw: (its first failure, its end) in epoch s. The first failure is
+    the first failed operation in progress at or after the injection and before the fault
+    window's end (clamped to the injection); its end the first success that begins a
+    sustained run at the baseline's error ratio. (None, None): nothing failed; (t, None):
+    the failures never stopped before `until`."""
+    failed = _overlapping(traffic, ends_s, start, end)
+    failed = failed[~failed.ok]
+    if failed.empty:
+        return None, None
+    first = max(start, float(failed.ts.min()))
+    return first, _sustained_from(traffic, first, until, baseline, check_p95=False)
+
+
+def recovered_at(traffic: pd.DataFrame, start: float, outage_end: float | None,
+                 until: float, baseline: tuple[float, float]) -> float | None:
+    """When errors and p95 are back at the baseline for SUSTAINED_S, searched from the
+    outage's end (or the injection when nothing failed); None if never before `until`."""
+    return _sustained_from(traffic, start if outage_end is None else outage_end, until,
+                           baseline, check_p95=True)
 
 
 def _viewers(run: RunData, start: float, end: float) -> tuple[int, int, int, list[float]]:
@@ -180,11 +236,12 @@ def figures(run: RunData) -> list[FaultFigures]:
 def _figures(run: RunData) -> list[FaultFigures]:
     """The figures of every fault window of the run."""
     samples = run.samples
-    traffic = samples[samples.kind.isin(TRAFFIC_KINDS)]
+    traffic = samples[samples.kind.isin(TRAFFIC_KINDS)].sort_values("ts", kind="stable")
     ends_s = operation_end_s(traffic)  # once, not per fault: a soak's traffic is millions of rows
     writes = write_outcomes(run)
     until = load_end(run)
-    steady_start = next((float(p["start"]) for p in run.phases() if p["name"] == "steady"),
+    steady_start = next((float(p["start"]) for p in run.recorded_phases()
+                         if p["name"] == "steady"),
                         run.start_s)
     out = []
     previous_end = steady_start
@@ -194,8 +251,14 @@ def _figures(run: RunData) -> list[FaultFigures]:
         next_start = float(ordered[number + 1]["start"]) if number + 1 < len(ordered) else until
         base = _done_before(traffic, ends_s, max(start - BASELINE_S, previous_end), start)
         baseline = _error_and_p95(base)
-        during = _error_and_p95(_overlapping(traffic, ends_s, start, end))
-        after = _error_and_p95(_between(traffic, end, min(end + BASELINE_S, until)))
+        first_failure, outage_end = outage(traffic, ends_s, start, end, until, baseline)
+        back_at = None if first_failure is not None and outage_end is None else \
+            recovered_at(traffic, start, outage_end, until, baseline)
+        # Inside the fault: from the injection to the later of the window's end and recovery.
+        inside_end = max(end, back_at if back_at is not None else until)
+        during = _error_and_p95(_overlapping(traffic, ends_s, start, inside_end))
+        after = _error_and_p95(_between(traffic, inside_end, min(inside_end + BASELINE_S,
+                                                                 until)))
         dropped, back, never, reconnect = _viewers(run, start, end)
         count_match, count_n = _counts_after(run, start, min(next_start, until))
         cut, rejoined = _broadcasters(run, start, end)
@@ -205,21 +268,49 @@ def _figures(run: RunData) -> list[FaultFigures]:
             status=str(fault.get("status")), deviated=bool(fault.get("deviated")),
             baseline_error_ratio=baseline[0], during_error_ratio=during[0],
             after_error_ratio=after[0], baseline_p95_ms=baseline[1], during_p95_ms=during[1],
-            after_p95_ms=after[1], recovery_s=recovery_s(traffic, end, until, baseline),
+            after_p95_ms=after[1],
+            outage_s=_span(first_failure, outage_end, zero_if_none=True),
+            outage_started_at=first_failure,
+            recovery_s=_span(start, back_at), recovered_at=back_at,
             viewers_dropped=dropped, viewers_back_within_30s=back, viewers_never_back=never,
             reconnect_p50_s=reconnect[0], reconnect_p95_s=reconnect[1],
             reconnect_max_s=reconnect[2], count_match_after=count_match,
             count_observations_after=count_n, broadcaster_interruptions=cut,
             broadcaster_reconnected=rejoined, writes_acked_before=len(before),
-            writes_lost=int(before.outcome.isin(["write_lost", "write_changed"]).sum())))
+            writes_lost=int(before.outcome.isin(["write_lost", "write_changed"]).sum()),
+            writes_acked_run=len(writes)))
         previous_end = end
     return out
 
 
+def judged_phases(run: RunData) -> list[dict[str, Any]]:
+    """The run's recorded phases plus, after each fault window, its measured recovery: until
+    errors and p95 were back at the baseline, at most RECOVERY_MAX_S when they never were.
+    Only that stretch is left out of the thresholds of normal operation (docs/chaos.md)."""
+    phases = run.recorded_phases()
+    until = max((float(p["end"]) for p in phases if p["name"] != "fault"), default=run.end_s)
+    for figure in figures(run):
+        if figure.recovered_at is not None:
+            end = max(figure.end, figure.recovered_at)
+        else:
+            end = figure.end + RECOVERY_MAX_S
+        phases.append({"name": "recovery", "start": figure.end, "end": min(end, until)})
+    return phases
+
+
+def _span(start: float | None, end: float | None, zero_if_none: bool = False) -> float | None:
+    if start is None:
+        return 0.0 if zero_if_none else None
+    return None if end is None else round(max(0.0, end - start), 2)
+
+
 FAULT_METRICS = {
     "faults_completed": "fault experiments that ran to completion (journal status completed)",
-    "fault_recovery_s": "slowest time from a fault's end until errors and p95 are back to "
-                        "the pre-fault baseline for 10 s (inf if never)",
+    "fault_recovery_s": "slowest time from a fault's injection until errors and p95 are back "
+                        "at the pre-fault baseline for 10 s (inf if never)",
+    "fault_outage_s": "longest outage users saw: first failed operation after a fault's "
+                      "injection → first of a sustained run of successes (0 if nothing "
+                      "failed, inf if the failures never stopped)",
     "viewers_back_within_30s_ratio": "viewers dropped by faults that reconnected within 30 s",
     "acked_writes_lost": "acknowledged writes missing or changed when read back after the run",
     "acked_writes_checked": "acknowledged writes read back after the run",
@@ -246,8 +337,9 @@ def derived(run: RunData, name: str) -> Estimate:
     found = figures(run)
     if not found:
         return Estimate(float("nan"), None, None, 0)
-    if name == "fault_recovery_s":
-        worst = max(math.inf if f.recovery_s is None else f.recovery_s for f in found)
+    if name in ("fault_recovery_s", "fault_outage_s"):
+        spans = [f.recovery_s if name == "fault_recovery_s" else f.outage_s for f in found]
+        worst = max(math.inf if span is None else span for span in spans)
         return Estimate(worst, None, None, len(found))
     if name == "counts_reconverged_ratio":
         seen = sum(f.count_observations_after for f in found)
@@ -257,7 +349,8 @@ def derived(run: RunData, name: str) -> Estimate:
     if name == "viewers_back_within_30s_ratio":
         dropped = sum(f.viewers_dropped for f in found)
         back = sum(f.viewers_back_within_30s for f in found)
-        return Estimate(1.0 if dropped == 0 else back / dropped, None, None, dropped)
+        # No viewer dropped: nothing to judge (the threshold's population is empty).
+        return Estimate(back / dropped if dropped else float("nan"), None, None, dropped)
     raise KeyError(name)
 
 
@@ -266,19 +359,30 @@ def summary_json(run: RunData) -> list[dict[str, Any]]:
 
 
 def describe(figure: FaultFigures) -> str:
-    """One line for summaries and the CLI."""
-    recovered = "not recovered" if figure.recovery_s is None else \
-        f"recovered {figure.recovery_s:.1f} s after"
-    return (f"{figure.id} ({figure.title}): {figure.end - figure.start:.1f} s, errors "
-            f"{_pct(figure.baseline_error_ratio)} → {_pct(figure.during_error_ratio)} → "
-            f"{_pct(figure.after_error_ratio)}, {recovered}; viewers dropped "
+    """One line for summaries and the CLI: the outage as users saw it, the time from injection
+    to recovery, errors and p95 before / inside / after, viewers, broadcasters and writes."""
+    outage = "never ended" if figure.outage_s is None else \
+        ("no operation failed" if figure.outage_s == 0 else f"{figure.outage_s:.1f} s")
+    recovered = "not recovered before the load ended" if figure.recovery_s is None else \
+        f"recovered {figure.recovery_s:.1f} s after injection"
+    return (f"{figure.id} ({figure.title}): fault window {figure.end - figure.start:.1f} s; "
+            f"outage seen by users {outage}; {recovered}; errors "
+            f"{_pct(figure.baseline_error_ratio)} before → {_pct(figure.during_error_ratio)} "
+            f"inside → {_pct(figure.after_error_ratio)} after, p95 "
+            f"{_ms(figure.baseline_p95_ms)} → {_ms(figure.during_p95_ms)} → "
+            f"{_ms(figure.after_p95_ms)}; viewers dropped "
             f"{figure.viewers_dropped} (back ≤30 s {figure.viewers_back_within_30s}, never "
             f"{figure.viewers_never_back}; reconnect p50 {_secs(figure.reconnect_p50_s)}, max "
             f"{_secs(figure.reconnect_max_s)}); final counts right for "
             f"{_pct(figure.count_match_after)} of {figure.count_observations_after} viewers; "
             f"broadcasters cut {figure.broadcaster_interruptions}"
-            f", republished {figure.broadcaster_reconnected}; acknowledged writes before its "
-            f"end {figure.writes_acked_before}, lost {figure.writes_lost}")
+            f", republished {figure.broadcaster_reconnected}; writes acknowledged before the "
+            f"window ended {figure.writes_acked_before} (of {figure.writes_acked_run} in the "
+            f"run, all read back after it), lost {figure.writes_lost}")
+
+
+def _ms(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.0f} ms"
 
 
 def _secs(value: float) -> str:

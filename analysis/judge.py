@@ -1,21 +1,25 @@
-"""Thresholds → results: PASS / FAIL / INCONCLUSIVE with observed value, sample count,
-confidence interval, worst window and the reason; then the run's verdict and exit code."""
+"""Thresholds → results: PASS / FAIL / INCONCLUSIVE / NOT_APPLICABLE with observed value,
+sample count, confidence interval, worst window, how much of the run was judged and the reason;
+then the run's verdict and exit code."""
 
 from __future__ import annotations
 
 import math
 import operator
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from analysis.faults import judged_phases
 from analysis.load import RunData, outside_phases
 from analysis.metrics import derived, included_seconds, viewers_established, windows
+from analysis.populations import POPULATIONS, population
 from analysis.stats import Estimate, mean, percentile, ratio, theil_sen
 from analysis.thresholds import Threshold, ThresholdFile
+from analysis.units import display_unit, show
 
 COMPARE: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
@@ -23,6 +27,11 @@ QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 EXIT_CODES = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}
 MIN_VIEWER_SHARE = 0.9
 MIN_COVERAGE = 0.5
+
+
+def label(status: str) -> str:
+    """A status as people read it: NOT_APPLICABLE → NOT APPLICABLE."""
+    return status.replace("_", " ")
 
 
 @dataclass(frozen=True)
@@ -37,13 +46,21 @@ class Result:
     n: int
     comparator: str
     limit: float
-    unit: str
+    unit: str                # display unit (analysis.units): "ratio" is a fraction shown as %
     aggregation: str
     reason: str
     kind: str | None = None  # the sample kind filtered on, for charts
     worst_window: dict[str, float] | None = None
     windows_passed: int | None = None
     windows_total: int | None = None
+    population: str | None = None     # what the bad events could come from ...
+    population_n: int | None = None   # ... and how many of them the run had
+    judged_s: float | None = None     # seconds of the run judged (None: a derived figure)
+    run_s: float | None = None        # the run's length
+
+    def show(self, value: float | None) -> str:
+        """`value` in this result's unit, as the report prints it."""
+        return show(value, self.unit)
 
 
 @dataclass
@@ -93,14 +110,8 @@ def select(run: RunData, threshold: Threshold) -> pd.DataFrame:
     for column, wanted in threshold.filter.items():
         frame = frame[frame[column].isin(wanted if isinstance(wanted, list) else [wanted])]
     if threshold.exclude_phases and not frame.empty:
-        frame = outside_phases(frame, run.phases(), threshold.exclude_phases)
+        frame = outside_phases(frame, judged_phases(run), threshold.exclude_phases)
     return frame
-
-
-def _fmt(value: float | None, unit: str) -> str:
-    if value is None or math.isnan(value):
-        return "n/a"
-    return f"{value:.4g}{(' ' + unit) if unit else ''}"
 
 
 def _filtered_kind(threshold: Threshold) -> str | None:
@@ -109,16 +120,27 @@ def _filtered_kind(threshold: Threshold) -> str | None:
 
 
 def judge_one(run: RunData, threshold: Threshold) -> Result:
-    passes = COMPARE[threshold.comparator]
+    measure = threshold.metric or threshold.aggregation
     base: dict[str, Any] = {"id": threshold.id, "checklist": threshold.checklist,
             "severity": threshold.severity, "comparator": threshold.comparator,
-            "limit": threshold.limit, "unit": threshold.unit,
-            "aggregation": threshold.metric or threshold.aggregation,
-            "kind": _filtered_kind(threshold)}
+            "limit": threshold.limit, "unit": display_unit(threshold.unit, measure),
+            "aggregation": measure, "kind": _filtered_kind(threshold),
+            "population": threshold.population, "run_s": round(run.end_s - run.start_s, 1)}
+    if threshold.population:
+        members = population(run, threshold.population)
+        base["population_n"] = members.size
+        if members.size == 0:
+            status = "INCONCLUSIVE" if members.planned else "NOT_APPLICABLE"
+            why = (f"no {members.description}, though the scenario planned some"
+                   if members.planned else f"no {members.description} in this run: "
+                   "nothing to judge")
+            return Result(**base, status=status, observed=None, low=None, high=None, n=0,
+                          reason=f"{why} → {label(status)}")
     if threshold.source == "derived":
         estimate = derived(run, str(threshold.metric))
         frame = None
     else:
+        base["judged_s"] = round(included_seconds(run, threshold.exclude_phases), 1)
         frame = select(run, threshold)
         estimate = aggregate(frame, threshold, included_seconds(run, threshold.exclude_phases))
     observed = None if math.isnan(estimate.value) else estimate.value
@@ -127,16 +149,26 @@ def judge_one(run: RunData, threshold: Threshold) -> Result:
         why = "no data to judge" if observed is None else \
             f"{estimate.n} samples, fewer than the {threshold.min_samples} needed"
         return Result(**base, status=status, observed=observed, low=estimate.low,
-                      high=estimate.high, n=estimate.n, reason=f"{why} → {status}")
-    ok = passes(observed, threshold.limit)
-    reason = (f"{threshold.aggregation if not threshold.metric else threshold.metric} "
-              f"{_fmt(observed, threshold.unit)} {threshold.comparator} "
-              f"{_fmt(threshold.limit, threshold.unit)}: {'holds' if ok else 'breached'}")
+                      high=estimate.high, n=estimate.n, reason=f"{why} → {label(status)}")
+    ok = COMPARE[threshold.comparator](observed, threshold.limit)
     result = Result(**base, status="PASS" if ok else "FAIL", observed=observed,
-                    low=estimate.low, high=estimate.high, n=estimate.n, reason=reason)
+                    low=estimate.low, high=estimate.high, n=estimate.n, reason="")
+    result = replace(result, reason=_reason(result, threshold, observed, ok))
     if threshold.scope == "windows" and frame is not None:
         result = _judge_windows(run, threshold, frame, result)
     return result
+
+
+def _reason(result: Result, threshold: Threshold, observed: float, ok: bool) -> str:
+    """A true sentence: the observed figure, the comparator and the limit, the judgement
+    ("p95 20.6 ms < 100 ms: holds"; "growth 7.13 %, not < 5 %: breached")."""
+    among = ""
+    if result.population_n is not None:
+        among = f" among {result.population_n} {POPULATIONS[str(threshold.population)]}"
+    limit = f"{threshold.comparator} {result.show(threshold.limit)}"
+    if ok:
+        return f"{result.aggregation} {result.show(observed)}{among} {limit}: holds"
+    return f"{result.aggregation} {result.show(observed)}{among}, not {limit}: breached"
 
 
 def _judge_windows(run: RunData, threshold: Threshold, frame: pd.DataFrame,
@@ -155,9 +187,9 @@ def _judge_windows(run: RunData, threshold: Threshold, frame: pd.DataFrame,
     share = passed / len(per_window)
     ok = share >= threshold.window_share
     reason = (f"{passed}/{len(per_window)} windows of {threshold.window_s:.0f} s hold "
-              f"{threshold.aggregation} {threshold.comparator} "
-              f"{_fmt(threshold.limit, threshold.unit)} (rule: {threshold.window_rule}); "
-              f"worst {_fmt(worst_value, threshold.unit)} at +{worst_start:.0f} s")
+              f"{threshold.aggregation} {threshold.comparator} {whole.show(threshold.limit)} "
+              f"(rule: {threshold.window_rule}); worst {whole.show(worst_value)} at "
+              f"+{worst_start:.0f} s")
     return Result(**{**asdict(whole), "status": "PASS" if ok else "FAIL", "reason": reason,
                      "worst_window": {"start_s": worst_start, "value": worst_value},
                      "windows_passed": passed, "windows_total": len(per_window)})
@@ -196,6 +228,9 @@ def judge(run: RunData, thresholds: ThresholdFile, source: str = "") -> Verdict:
     results = [judge_one(run, t) for t in thresholds.thresholds]
     problems = validity_problems(run)
     critical = [r for r in results if r.severity == "critical"]
+    if not any(r.status == "PASS" for r in critical):
+        problems.append("no critical threshold passed: nothing in this run shows the target "
+                        "meets the checklist")
     if any(r.status == "FAIL" for r in critical):
         status = "FAIL"
     elif problems or any(r.status == "INCONCLUSIVE" for r in critical):

@@ -18,10 +18,6 @@ from harness.errors import InputError
 from harness.record import table_files
 from harness.schema import READING_KINDS, TABLES
 
-# After a fault, latency and error thresholds of normal operation are not judged for this long
-# (the fault verdicts judge that stretch; docs/chaos.md).
-RECOVERY_PHASE_S = 30.0
-
 
 def read_table(results_dir: Path, name: str) -> pd.DataFrame:
     """One table as a DataFrame (empty with the right columns when nothing was written)."""
@@ -138,20 +134,19 @@ class RunData:
             return 1.0
         return min(1.0, max(0.0, (self.end_s - self.start_s) / planned))
 
-    def phases(self) -> list[dict[str, Any]]:
-        """Judged phases; a run killed mid-way gets them rebuilt from the data's end."""
+    def recorded_phases(self) -> list[dict[str, Any]]:
+        """The phases the run recorded (warm-up, steady, cool-down), its gaps and its fault
+        windows; a run killed mid-way gets them rebuilt from the data's end. The measured
+        recovery after each fault is added by analysis.faults.judged_phases."""
         phases = list(self.manifest.get("phases") or [])
         if not phases and self.manifest.get("stages"):
             warmup = float(self.manifest["scenario"]["load"]["warmup"])
             phases = [{"name": "warmup", "start": self.start_s, "end": self.start_s + warmup},
                       {"name": "steady", "start": self.start_s + warmup, "end": self.end_s}]
-        end_s = max((float(p["end"]) for p in phases), default=self.end_s)
         phases += [{"name": "gap", "start": float(g["start"]), "end": float(g["end"])}
                    for g in self.manifest.get("gaps") or []]
-        for fault in self.faults():
-            phases.append({"name": "fault", "start": fault["start"], "end": fault["end"]})
-            phases.append({"name": "recovery", "start": fault["end"],
-                           "end": min(fault["end"] + RECOVERY_PHASE_S, end_s)})
+        phases += [{"name": "fault", "start": f["start"], "end": f["end"]}
+                   for f in self.faults()]
         return phases
 
     def faults(self) -> list[dict[str, Any]]:

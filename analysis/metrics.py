@@ -12,7 +12,7 @@ import pandas as pd
 from analysis.consistency import CONSISTENCY_METRICS
 from analysis.consistency import derived as consistency_derived
 from analysis.counts import count_matches, observed_counts
-from analysis.faults import FAULT_METRICS
+from analysis.faults import FAULT_METRICS, judged_phases
 from analysis.faults import derived as fault_derived
 from analysis.load import RunData, outside_phases, phase_mask
 from analysis.memory import memory_by_second
@@ -23,11 +23,16 @@ from harness.schema import CYCLE_USER_PREFIX
 
 
 def included_seconds(run: RunData, exclude: Sequence[str]) -> float:
-    total = run.end_s - run.start_s
-    for phase in run.phases():
-        if phase["name"] in exclude:
-            total -= max(0.0, min(phase["end"], run.end_s) - max(phase["start"], run.start_s))
-    return max(total, 1e-9)
+    """Seconds of the run outside every excluded phase (overlapping phases counted once)."""
+    spans = sorted((max(float(p["start"]), run.start_s), min(float(p["end"]), run.end_s))
+                   for p in judged_phases(run) if p["name"] in exclude)
+    excluded, reach = 0.0, run.start_s
+    for start, end in spans:
+        start = max(start, reach)
+        if end > start:
+            excluded += end - start
+            reach = end
+    return max(run.end_s - run.start_s - excluded, 1e-9)
 
 
 def viewers_established(run: RunData) -> int:
@@ -150,7 +155,7 @@ def _resource_share(run: RunData, name: str) -> Estimate:
     shares = role_shares(run)
     roles = ("harness",) if name.startswith("harness") else TARGET_ROLES
     shares = shares[shares.role.isin(roles)]
-    shares = shares[phase_mask(shares.second, run.phases(), ["warmup", "cooldown"])]
+    shares = shares[phase_mask(shares.second, run.recorded_phases(), ["warmup", "cooldown"])]
     per_second = shares.groupby("second")[["cpu_share", "mem_share"]].sum(min_count=1)
     if per_second.empty:
         return Estimate(float("nan"), None, None, 0)
@@ -187,7 +192,7 @@ def _count_match(run: RunData) -> Estimate:
     """Share of the viewer counts the target told viewers (viewer_count_changed) that equal
     the sockets the harness held (analysis.counts), warm-up and cool-down excluded."""
     observed = observed_counts(run.events)
-    observed = outside_phases(observed, run.phases(), ["warmup", "cooldown"])
+    observed = outside_phases(observed, run.recorded_phases(), ["warmup", "cooldown"])
     if observed.empty:
         return Estimate(float("nan"), None, None, 0)
     return ratio(count_matches(run.events, observed), len(observed))

@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from analysis import consistency, faults, trends
-from analysis.judge import Result, Verdict
+from analysis.faults import judged_phases
+from analysis.judge import Result, Verdict, label
 from analysis.load import RunData
+from analysis.populations import POPULATIONS
+from analysis.units import show
 from harness.record import atomic_write_json
 
 
@@ -22,8 +25,37 @@ def _value(result: Result) -> str:
         return "n/a"
     ci = ""
     if result.low is not None and result.high is not None:
-        ci = f" [{result.low:.4g}, {result.high:.4g}]"
-    return f"{result.observed:.4g}{ci} {result.unit}".strip()
+        ci = f" [{result.show(result.low)}, {result.show(result.high)}]"
+    return f"{result.show(result.observed)}{ci}"
+
+
+def _limit(result: Result) -> str:
+    return f"{result.comparator} {result.show(result.limit)}"
+
+
+def judged(result: Result) -> str:
+    """How much of the run a threshold judged: "72 of 80 s (90 %)", or what it judged on."""
+    if result.population_n is not None and result.judged_s is None:
+        return f"{result.population_n} {POPULATIONS[str(result.population)]}"
+    if result.judged_s is None or not result.run_s:
+        return "whole run"
+    share = show(result.judged_s / result.run_s, "ratio")
+    return f"{result.judged_s:.0f} of {result.run_s:.0f} s ({share})"
+
+
+def phase_line(run: RunData) -> str:
+    """What the run's phases left out of the thresholds that exclude them, in seconds."""
+    totals: dict[str, float] = {}
+    for phase in judged_phases(run):
+        if phase["name"] != "steady":
+            span = max(0.0, float(phase["end"]) - float(phase["start"]))
+            totals[phase["name"]] = totals.get(phase["name"], 0.0) + span
+    parts = [f"{name} {seconds:.1f} s" for name, seconds in totals.items()]
+    return (f"run {run.end_s - run.start_s:.1f} s; phases left out by the thresholds that "
+            f"exclude them: {', '.join(parts) or 'none'} (each line's `judged` column)")
+
+
+ICONS = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "❔", "NOT_APPLICABLE": "⚪"}
 
 
 def run_facts(run: RunData) -> dict[str, Any]:
@@ -86,7 +118,7 @@ def write_summary(run: RunData, verdict: Verdict, path: Path) -> Path:
     facts = run_facts(run)
     lines = [f"## Nova harness: **{verdict.status}** — {facts['scenario']} ({facts['run_id']})",
              "", f"{facts['planned_viewers']} viewers on {facts['streams']} streams, "
-             f"{facts['duration_s']} s, target {facts['target']}", ""]
+             f"{facts['duration_s']} s, target {facts['target']}", "", phase_line(run), ""]
     for problem in verdict.validity:
         lines.append(f"- ⚠ invalid run: {problem}")
     for note in verdict.notes:
@@ -100,19 +132,18 @@ def write_summary(run: RunData, verdict: Verdict, path: Path) -> Path:
     soaked = soak_lines(run)
     if soaked:
         lines += ["", "Soak trends (§15):", *[f"- {line}" for line in soaked]]
-    lines += ["", "| | threshold | checklist | observed [95 % CI] | limit | n |",
-              "|---|---|---|---|---|---|"]
-    icon = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "❔", "SKIPPED": "⏭️"}
+    lines += ["", "| | threshold | checklist | observed [95 % CI] | limit | n | judged |",
+              "|---|---|---|---|---|---|---|"]
     for r in verdict.results:
-        lines.append(f"| {icon[r.status]} | `{r.id}` ({r.severity}) | {r.checklist} | "
-                     f"{_value(r)} | {r.comparator} {r.limit:g} {r.unit} | {r.n} |")
+        lines.append(f"| {ICONS[r.status]} {label(r.status)} | `{r.id}` ({r.severity}) | "
+                     f"{r.checklist} | {_value(r)} | {_limit(r)} | {r.n} | {judged(r)} |")
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def write_junit(verdict: Verdict, path: Path, suite: str = "nova-harness") -> Path:
     failures = sum(r.status == "FAIL" for r in verdict.results)
-    skipped = sum(r.status in ("INCONCLUSIVE", "SKIPPED") for r in verdict.results)
+    skipped = sum(r.status in ("INCONCLUSIVE", "NOT_APPLICABLE") for r in verdict.results)
     root = ET.Element("testsuite", name=suite, tests=str(len(verdict.results)),
                       failures=str(failures), errors="0", skipped=str(skipped))
     for r in verdict.results:
@@ -120,8 +151,8 @@ def write_junit(verdict: Verdict, path: Path, suite: str = "nova-harness") -> Pa
         ET.SubElement(case, "system-out").text = f"{r.checklist}: {r.reason}"
         if r.status == "FAIL":
             ET.SubElement(case, "failure", message=r.reason, type="threshold").text = _value(r)
-        elif r.status in ("INCONCLUSIVE", "SKIPPED"):
-            ET.SubElement(case, "skipped", message=r.reason)
+        elif r.status in ("INCONCLUSIVE", "NOT_APPLICABLE"):
+            ET.SubElement(case, "skipped", message=f"{label(r.status)}: {r.reason}")
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
     return path
 
@@ -129,19 +160,20 @@ def write_junit(verdict: Verdict, path: Path, suite: str = "nova-harness") -> Pa
 _CSS = """body{font-family:sans-serif;margin:2em;max-width:1100px}
 table{border-collapse:collapse;width:100%;font-size:14px}td,th{border:1px solid #ccc;
 padding:4px 6px;text-align:left}.PASS{color:#2e7d32}.FAIL{color:#c62828}
-.INCONCLUSIVE,.SKIPPED{color:#757575}img{max-width:100%;margin:1em 0}h1 span{font-weight:bold}"""
+.INCONCLUSIVE,.NOT_APPLICABLE{color:#757575}img{max-width:100%;margin:1em 0}
+h1 span{font-weight:bold}"""
 
 
 def write_html(run: RunData, verdict: Verdict, charts: list[Path], path: Path) -> Path:
     esc = html.escape
     facts = run_facts(run)
     rows = "".join(
-        f"<tr><td class='{r.status}'>{r.status}</td><td>{esc(r.id)}<br><small>{r.severity}"
-        f"</small></td><td>{esc(r.checklist)}</td><td>{esc(_value(r))}</td>"
-        f"<td>{esc(r.comparator)} {r.limit:g} {esc(r.unit)}</td><td>{r.n}</td>"
+        f"<tr><td class='{r.status}'>{label(r.status)}</td><td>{esc(r.id)}<br><small>"
+        f"{r.severity}</small></td><td>{esc(r.checklist)}</td><td>{esc(_value(r))}</td>"
+        f"<td>{esc(_limit(r))}</td><td>{r.n}</td><td>{esc(judged(r))}</td>"
         f"<td>{esc(r.reason)}</td></tr>" for r in verdict.results)
     problems = "".join(f"<li>invalid run: {esc(p)}</li>" for p in verdict.validity) + \
-        "".join(f"<li>{esc(n)}</li>" for n in verdict.notes)
+        "".join(f"<li>{esc(n)}</li>" for n in [*verdict.notes, phase_line(run)])
     images = "".join(
         f"<h3>{esc(chart.stem)}</h3><img alt='{esc(chart.stem)}' src='data:image/png;base64,"
         f"{base64.b64encode(chart.read_bytes()).decode()}'>" for chart in charts)
@@ -160,7 +192,8 @@ def write_html(run: RunData, verdict: Verdict, charts: list[Path], path: Path) -
         f"{esc(str(facts['run_id']))}</title><style>{_CSS}</style></head><body>"
         f"<h1>Verdict: <span class='{verdict.status}'>{verdict.status}</span></h1>"
         f"<ul>{problems}</ul><table><tr><th>result</th><th>threshold</th><th>checklist</th>"
-        f"<th>observed [95 % CI]</th><th>limit</th><th>n</th><th>reason</th></tr>{rows}"
+        f"<th>observed [95 % CI]</th><th>limit</th><th>n</th><th>judged</th><th>reason</th>"
+        f"</tr>{rows}"
         f"</table>{fault_html}<h2>Charts</h2>{images}<h2>Run</h2><table>{fact_rows}</table>"
         f"</body></html>")
     return path

@@ -9,10 +9,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from analysis.consistency import CONSISTENCY_METRICS
 from analysis.faults import FAULT_METRICS
+from analysis.populations import POPULATIONS
 from analysis.trends import TREND_METRICS
 from harness.errors import InputError
 from harness.schema import EVENT_TYPES, SAMPLE_KINDS, TABLES
@@ -63,8 +64,29 @@ class Threshold(BaseModel):
     window_rule: str = "all"
     exclude_phases: list[Phase] = Field(default_factory=lambda: list(DEFAULT_EXCLUDED))
     min_samples: Annotated[int, Field(ge=0)] = 1
-    below_min: Literal["inconclusive", "pass", "fail", "skipped"] = "inconclusive"
+    below_min: Literal["inconclusive", "fail", "not_applicable"] = "inconclusive"
+    population: str | None = None
     severity: Literal["critical", "warning"] = "critical"
+
+    @field_validator("below_min", mode="before")
+    @classmethod
+    def _no_pass_without_data(cls, value: object) -> object:
+        if value == "pass":
+            raise ValueError("below_min: pass is refused: a PASS needs evidence. Name the "
+                             "population the bad events come from (`population:`, e.g. "
+                             "viewers) so an empty one is NOT APPLICABLE, or use "
+                             "inconclusive | fail | not_applicable")
+        if value == "skipped":
+            raise ValueError("below_min: skipped is now called not_applicable")
+        return value
+
+    @field_validator("population")
+    @classmethod
+    def _known_population(cls, value: str | None) -> str | None:
+        if value is not None and value not in POPULATIONS:
+            raise ValueError(f"population {value!r} is not known (known: "
+                             f"{', '.join(POPULATIONS)})")
+        return value
 
     @model_validator(mode="after")
     def _coherent(self) -> Threshold:

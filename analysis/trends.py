@@ -129,7 +129,7 @@ def _span(starts_s: NDArray[np.float64], y: NDArray[np.float64]) -> Span:
 
 
 def _judged(run: RunData, frame: pd.DataFrame) -> pd.DataFrame:
-    return outside_phases(frame, run.phases(), JUDGED_OUT)
+    return outside_phases(frame, run.recorded_phases(), JUDGED_OUT)
 
 
 def settled(frame: pd.DataFrame) -> pd.DataFrame:
@@ -142,7 +142,7 @@ def settled(frame: pd.DataFrame) -> pd.DataFrame:
 
 def gap_starts(run: RunData) -> list[float]:
     """Where each recorded gap (a killed run and its resumption) began."""
-    return sorted(float(p["start"]) for p in run.phases() if p["name"] == "gap")
+    return sorted(float(p["start"]) for p in run.recorded_phases() if p["name"] == "gap")
 
 
 def segments(run: RunData, frame: pd.DataFrame) -> list[pd.DataFrame]:

@@ -282,19 +282,20 @@ def _run(args: argparse.Namespace, scenario: Path, overrides: dict[str, object],
 def _print_analysis(results_dir: Path, thresholds: Path | None,
                     out_dir: Path | None = None) -> int:
     from analysis.analyze import analyze
+    from analysis.judge import label
 
     analysis = analyze(results_dir, thresholds, out_dir=out_dir)
     verdict = analysis.verdict
     for result in verdict.results:
         if result.status != "PASS":
-            print(f"  {result.status:<12} {result.id}: {result.reason}")
+            print(f"  {label(result.status):<14} {result.id}: {result.reason}")
     for problem in verdict.validity:
         print(f"  invalid run: {problem}")
     counts = {s: sum(r.status == s for r in verdict.results)
-              for s in ("PASS", "FAIL", "INCONCLUSIVE", "SKIPPED")}
+              for s in ("PASS", "FAIL", "INCONCLUSIVE", "NOT_APPLICABLE")}
     print(f"verdict: {verdict.status} ({counts['PASS']} passed, {counts['FAIL']} failed, "
-          f"{counts['INCONCLUSIVE']} inconclusive, {counts['SKIPPED']} skipped of "
-          f"{len(verdict.results)} thresholds)")
+          f"{counts['INCONCLUSIVE']} inconclusive, {counts['NOT_APPLICABLE']} not applicable "
+          f"of {len(verdict.results)} thresholds)")
     print(f"report: {analysis.report_html}")
     return verdict.exit_code
 

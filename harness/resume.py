@@ -110,7 +110,9 @@ def segment_phases(stages: list[dict[str, Any]], warmup_s: float,
         last = len(stages) - 1 if final else starts[number + 1] - 1
         start, end = stages[first]["start"], stages[last].get("end") or time.time()
         warm_end = min(start + warmup_s, end)
-        cool_start = max(warm_end, end - cooldown_s) if final else end
+        # The ramp-down is never judged: its closing sockets are the harness's doing.
+        ramp_down = [s["start"] for s in stages[first:last + 1] if s["name"] == "ramp_down"]
+        cool_start = max(warm_end, min([end - cooldown_s, *ramp_down])) if final else end
         phases += [{"name": "warmup", "start": start, "end": warm_end},
                    {"name": "steady", "start": warm_end, "end": cool_start}]
         if final:

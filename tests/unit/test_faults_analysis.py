@@ -64,14 +64,35 @@ def make_run(tmp_path: Path, recover_at_s: float, dropped: int = 0,
                      events + _writes(30, lost))
 
 
-def test_recovery_is_measured_from_the_fault_end(tmp_path: Path) -> None:
+def test_recovery_is_measured_from_the_injection(tmp_path: Path) -> None:
     run = load_run(make_run(tmp_path, recover_at_s=57.0))
     (figure,) = faults.figures(run)
     assert figure.baseline_error_ratio == 0.0
     assert figure.during_error_ratio == 1.0
-    # Errors stop at 57 s: the first clean 10 s window after the 50 s end starts at 57 s.
-    assert figure.recovery_s == 7.0
-    assert faults.derived(run, "fault_recovery_s").value == 7.0
+    # Injected at 40 s; errors stop at 57 s, 7 s after the window's end at 50 s.
+    assert figure.recovery_s == 17.0
+    assert figure.outage_s == 17.0 and figure.outage_started_at == START + 40.0
+    assert faults.derived(run, "fault_recovery_s").value == 17.0
+    assert faults.derived(run, "fault_outage_s").value == 17.0
+
+
+def test_an_outage_inside_the_window_is_not_recovered_in_zero_seconds(tmp_path: Path) -> None:
+    """The window ends after the experiment waited for health (50 s); users saw errors from
+    40 s to 48.2 s. The figures say 8.2 s, not "recovered 0.0 s" after the window."""
+    run = load_run(make_run(tmp_path, recover_at_s=48.2))
+    (figure,) = faults.figures(run)
+    assert figure.outage_s == pytest.approx(8.2)
+    assert figure.recovery_s == pytest.approx(8.2)
+    line = faults.describe(figure)
+    assert "outage seen by users 8.2 s" in line and "recovered 8.2 s after injection" in line
+
+
+def test_a_fault_nobody_noticed_has_no_outage(tmp_path: Path) -> None:
+    run = load_run(make_run(tmp_path, recover_at_s=40.0))
+    (figure,) = faults.figures(run)
+    assert figure.outage_s == 0.0 and figure.outage_started_at is None
+    assert figure.recovery_s == 0.0
+    assert "no operation failed" in faults.describe(figure)
 
 
 def test_never_recovering_is_infinite_and_fails(tmp_path: Path) -> None:
@@ -134,10 +155,14 @@ def test_no_fault_means_inconclusive_not_pass(tmp_path: Path) -> None:
 
 def test_fault_and_recovery_phases_are_excluded(tmp_path: Path) -> None:
     run = load_run(make_run(tmp_path, 57.0))
-    names = [p["name"] for p in run.phases()]
+    names = [p["name"] for p in faults.judged_phases(run)]
     assert names.count("fault") == 1 and names.count("recovery") == 1
-    recovery = next(p for p in run.phases() if p["name"] == "recovery")
-    assert recovery["end"] - recovery["start"] == 30.0
+    # Only the measured recovery (50 s → 57 s) is left out, not a fixed 30 s.
+    recovery = next(p for p in faults.judged_phases(run) if p["name"] == "recovery")
+    assert (recovery["start"], recovery["end"]) == (START + 50.0, START + 57.0)
+    never = load_run(make_run(tmp_path / "never", 95.0))
+    bounded = next(p for p in faults.judged_phases(never) if p["name"] == "recovery")
+    assert bounded["end"] - bounded["start"] == faults.RECOVERY_MAX_S
     rules = thresholds_file(tmp_path, "  - {id: ok, checklist: x, source: samples, "
                                       "filter: {kind: http}, aggregation: success_ratio, "
                                       "comparator: '>=', limit: 1.0, "
