@@ -19,8 +19,12 @@ from harness.record import table_files
 from harness.schema import READING_KINDS, TABLES
 
 
-def read_table(results_dir: Path, name: str) -> pd.DataFrame:
+def read_table(results_dir: Path | str, name: str) -> pd.DataFrame:
     """One table as a DataFrame (empty with the right columns when nothing was written)."""
+    results_dir = Path(results_dir)
+    if name not in TABLES:
+        raise InputError([f"no table {name!r} in a results folder (tables: "
+                          f"{', '.join(TABLES)})"])
     schema = TABLES[name]
     # Repeated strings (kind, name, user, stream, …) as categories: a 4-hour soak's samples
     # then fit in a fraction of the memory of Python string objects.
@@ -47,7 +51,8 @@ def _with_all_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table.select(schema.names)
 
 
-def read_manifest(results_dir: Path) -> dict[str, Any]:
+def read_manifest(results_dir: Path | str) -> dict[str, Any]:
+    results_dir = Path(results_dir)
     try:
         document: dict[str, Any] = json.loads((results_dir / "manifest.json").read_text())
     except FileNotFoundError:
@@ -162,7 +167,9 @@ class RunData:
                 and f.get("end") is not None]
 
 
-def load_run(results_dir: Path) -> RunData:
+def load_run(results_dir: Path | str) -> RunData:
+    """A results folder (a path or a string) with its manifest and every table."""
+    results_dir = Path(results_dir)
     manifest = read_manifest(results_dir)
     return RunData(results_dir, manifest, *(read_table(results_dir, name) for name in
                                             ("samples", "events", "resources", "metrics")))

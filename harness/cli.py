@@ -27,6 +27,11 @@ EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INVALID, EXIT_UNREACHABLE, EXIT_INTERRUPT
 Command = Callable[[argparse.Namespace], int]
 
 
+def plural(count: int, noun: str) -> str:
+    """ "1 stream", "5 streams"."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _service_env(pairs: Sequence[str]) -> dict[str, str]:
     from harness.scenario import SERVICE_SETTING  # the names a scenario's stack.service_env takes
 
@@ -219,9 +224,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
                                           standby=scenario.stack.standby,
                                           proxied=tuple(scenario.stack.latency_proxy),
                                           local_target=scenario.target.stack == "local")
-            faults = f", {len(scenario.chaos)} chaos experiments" if scenario.chaos else ""
-            print(f"{path}: ok ({scenario.planned_viewers} viewers, {scenario.streams.count} "
-                  f"streams, {scenario.load.total_s:.0f} s, profile {profile.name}{faults})")
+            faults = f", {plural(len(scenario.chaos), 'chaos experiment')}" \
+                if scenario.chaos else ""
+            print(f"{path}: ok ({plural(scenario.planned_viewers, 'viewer')}, "
+                  f"{plural(scenario.streams.count, 'stream')}, "
+                  f"{scenario.load.total_s:.0f} s, profile {profile.name}{faults})")
         except InputError as exc:
             problems += exc.problems
     if problems:
@@ -264,9 +271,9 @@ def _run(args: argparse.Namespace, scenario: Path, overrides: dict[str, object],
                          allow_targets=tuple(args.allow_target), resume=resume))
     for line in run.chaos_plan():
         print(f"chaos will run {line}", flush=True)
-    print(f"run {run.run_id}: {run.scenario.planned_viewers} viewers on "
-          f"{run.scenario.streams.count} streams for {run.scenario.load.total_s:.0f} s "
-          f"-> {run.results_dir}", flush=True)
+    print(f"run {run.run_id}: {plural(run.scenario.planned_viewers, 'viewer')} on "
+          f"{plural(run.scenario.streams.count, 'stream')} for "
+          f"{run.scenario.load.total_s:.0f} s -> {run.results_dir}", flush=True)
     with Progress(enabled=not args.quiet) as progress:
         outcome = run.execute(show=progress)
     manifest = outcome.manifest
@@ -314,12 +321,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if not (folder / "manifest.json").exists():
             raise InputError([f"{folder}: no manifest.json — not a results folder"])
     rows = compare(args.baseline, args.candidate)
-    print(f"{'kind':<15}{'name':<24}{'median ms':>20}{'p95 ms':>20}{'p':>10}  verdict")
+    print(f"{'kind':<15}{'name':<24}{'median ms':>20}{'p':>9}{'p95 ms':>20}{'p':>9}  verdict")
     for r in rows:
         print(f"{r.kind:<15}{r.name:<24}{r.baseline_median_ms:>9.2f} → "
-              f"{r.candidate_median_ms:<8.2f}{r.baseline_p95_ms:>9.2f} → "
-              f"{r.candidate_p95_ms:<8.2f}{r.p_value:>10.2g}  "
-              f"{'WORSE' if r.worse else 'same or better'}")
+              f"{r.candidate_median_ms:<8.2f}{r.p_value:>9.2g}{r.baseline_p95_ms:>9.2f} → "
+              f"{r.candidate_p95_ms:<8.2f}{r.p_value_p95:>9.2g}  {r.verdict}")
     worse = [r for r in rows if r.worse]
     print(f"compare: {len(worse)} of {len(rows)} latencies significantly worse")
     return EXIT_FAILED if worse else EXIT_OK

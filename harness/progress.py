@@ -41,7 +41,8 @@ class Progress:
             self.live.update(self.table(run))
         elif time.time() - self._last_line >= 10:
             self._last_line = time.time()
-            self.console.print(self.line(run))
+            # Without a terminal rich would wrap at 80 columns: one whole line per report.
+            self.console.print(self.line(run), soft_wrap=True, highlight=False)
 
     def _figures(self, run: Run) -> dict[str, str]:
         s, live = run.scenario, run.live

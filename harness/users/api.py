@@ -9,6 +9,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
@@ -23,8 +24,22 @@ LATE_AFTER_S = 0.05
 MAX_REMEMBERED_STREAMS = 1000
 
 
+@dataclass(frozen=True)
+class Call:
+    """One request of the mix: what to send, with which token, and which answers are right."""
+
+    method: str
+    name: str
+    path: str
+    body: Any
+    expected: set[int]
+    token: str
+
+
 class ApiOperations:
-    """The REST operations of the mix, spoken through the profile."""
+    """The REST operations of the mix, spoken through the profile. A stream this client
+    created is deleted with the token that created it: the contract lets only its owner (or
+    an admin) end it, and a 403 for someone else's stream is the target being right."""
 
     def __init__(self, ctx: UserContext) -> None:
         assert ctx.plan is not None and ctx.profile is not None
@@ -33,71 +48,79 @@ class ApiOperations:
         self.client = HTTPClient.from_url(base, concurrency=50, network_timeout=10,
                                           connection_timeout=5)
         self.prefix = base.path.rstrip("/")
-        self.created: list[str] = []
-        self.table: dict[str, Callable[[], tuple[str, str, str, Any, set[int]]]] = {
+        self.created: list[tuple[str, str]] = []  # (stream id, the token that created it)
+        self.table: dict[str, Callable[[], Call]] = {
             "list_active": self._list_active, "get": self._get, "create": self._create,
             "delete": self._delete, "metrics": self._metrics, "health": self._health,
             "get_unknown": self._get_unknown,
         }
 
-    def headers(self) -> dict[str, str]:
-        token = random.choice(self.plan.api_tokens)
-        return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    def _call(self, method: str, name: str, path: str, expected: set[int],
+              body: Any = None, token: str | None = None) -> Call:
+        return Call(method, name, path, body, expected,
+                    token or random.choice(self.plan.api_tokens))
 
-    def _list_active(self) -> tuple[str, str, str, Any, set[int]]:
+    def _list_active(self) -> Call:
         limit = self.profile.listing.limit_param
-        return "GET", "list_active", f"{self.profile.path('list_active')}?{limit}=20", None, {200}
+        return self._call("GET", "list_active", f"{self.profile.path('list_active')}?{limit}=20",
+                          {200})
 
-    def _get(self) -> tuple[str, str, str, Any, set[int]]:
-        stream_id = random.choice([s.id for s in self.plan.streams] + self.created[-20:])
-        return "GET", "get", self.profile.path("get", stream_id), None, {200}
+    def _get(self) -> Call:
+        stream_id = random.choice([s.id for s in self.plan.streams] +
+                                  [created for created, _ in self.created[-20:]])
+        return self._call("GET", "get", self.profile.path("get", stream_id), {200})
 
-    def _create(self) -> tuple[str, str, str, Any, set[int]]:
+    def _create(self) -> Call:
         body = self.profile.create_payload("api-client", "created by nova-harness",
                                            self.plan.region)
-        return "POST", "create", self.profile.path("create"), body, {200, 201}
+        return self._call("POST", "create", self.profile.path("create"), {200, 201}, body)
 
-    def _delete(self) -> tuple[str, str, str, Any, set[int]]:
+    def _delete(self) -> Call:
         if not self.created or self.profile.paths.delete is None:
             return self._create()
-        return "DELETE", "delete", self.profile.path("delete", self.created.pop(0)), None, \
-            {200, 204}
+        stream_id, owner_token = self.created.pop(0)
+        return self._call("DELETE", "delete", self.profile.path("delete", stream_id),
+                          {200, 204}, token=owner_token)
 
-    def _metrics(self) -> tuple[str, str, str, Any, set[int]]:
-        return "GET", "metrics", self.profile.path("metrics"), None, {200}
+    def _metrics(self) -> Call:
+        return self._call("GET", "metrics", self.profile.path("metrics"), {200})
 
-    def _health(self) -> tuple[str, str, str, Any, set[int]]:
-        return "GET", "health", self.profile.path("health"), None, {200}
+    def _health(self) -> Call:
+        return self._call("GET", "health", self.profile.path("health"), {200})
 
-    def _get_unknown(self) -> tuple[str, str, str, Any, set[int]]:
+    def _get_unknown(self) -> Call:
         # An expected error: the profile's status for an unknown stream counts as success.
-        return "GET", "get_unknown", self.profile.path("get", str(uuid.uuid4())), None, \
-            {self.profile.errors.unknown_stream}
+        return self._call("GET", "get_unknown", self.profile.path("get", str(uuid.uuid4())),
+                          {self.profile.errors.unknown_stream})
 
     def run(self, operation: str, intended_ts: float) -> None:
-        method, name, path, body, expected = self.table[operation]()
+        call = self.table[operation]()
         started = time.time()
         status, size, error = None, 0, None
         try:
-            payload = json.dumps(body).encode() if body is not None else None
-            response = self.client.request(method, self.prefix + path, body=payload,
-                                           headers=self.headers())
+            payload = json.dumps(call.body).encode() if call.body is not None else None
+            headers = {"Authorization": f"Bearer {call.token}",
+                       "Content-Type": "application/json"}
+            response = self.client.request(call.method, self.prefix + call.path, body=payload,
+                                           headers=headers)
             content = response.read()
             status, size = response.status_code, len(content)
-            if name == "create" and status in expected:
-                created_id = self.profile.stream_field(json.loads(content), "id")
-                if created_id:
-                    self.created.append(str(created_id))
-                    if len(self.created) > MAX_REMEMBERED_STREAMS:  # a mix without deletes
-                        del self.created[0]
+            if call.name == "create" and status in call.expected:
+                self._remember(self.profile.stream_field(json.loads(content), "id"), call.token)
         except (OSError, gevent.Timeout, ValueError) as exc:
             error = type(exc).__name__
         latency_ms = (time.time() - started) * 1000
-        ok = status in expected
+        ok = status in call.expected
         if not ok and error is None:
             error = f"HTTP {status}"
-        self.ctx.sample(started, "http", name, latency_ms, ok, status, error, size,
+        self.ctx.sample(started, "http", call.name, latency_ms, ok, status, error, size,
                         user="api", intended_ts=intended_ts)
+
+    def _remember(self, created_id: object, token: str) -> None:
+        if created_id:
+            self.created.append((str(created_id), token))
+            if len(self.created) > MAX_REMEMBERED_STREAMS:  # a mix without deletes
+                del self.created[0]
 
 
 class ApiArrivalsUser(User):

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import RunningStack, running_stack
+from tests.support import RunningStack, new_run_dir, running_stack
 
 pytestmark = pytest.mark.integration
 
@@ -41,3 +45,14 @@ def new_stream(api: httpx.Client) -> dict[str, object]:
     assert response.status_code == 201, response.text
     body: dict[str, object] = response.json()
     return body
+
+
+@pytest.fixture(scope="module")
+def stack_dir() -> Iterator[Path]:
+    """A run folder for a module's CLI runs: the first `run` starts the stack there and the
+    later ones reuse it; stopped and removed after the module."""
+    run_dir = new_run_dir("run")
+    yield run_dir
+    subprocess.run([sys.executable, "-m", "harness.cli", "stack", "down", "--run-dir",
+                    str(run_dir)], capture_output=True, timeout=60)
+    shutil.rmtree(run_dir, ignore_errors=True)

@@ -30,15 +30,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "harness.cli"]
 
 
-@pytest.fixture(scope="module")
-def stack_dir() -> Iterator[Path]:
-    run_dir = new_run_dir("run")
-    yield run_dir
-    subprocess.run([*CLI, "stack", "down", "--run-dir", str(run_dir)], capture_output=True,
-                   timeout=60)
-    shutil.rmtree(run_dir, ignore_errors=True)
-
-
 def run_cli(stack_dir: Path, results: Path, *extra: str,
             scenario: Path = ROOT / "scenarios/smoke.yaml", env: dict[str, str] | None = None,
             ) -> tuple[subprocess.CompletedProcess[str], Path]:

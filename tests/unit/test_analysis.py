@@ -163,7 +163,21 @@ def test_compare_finds_a_regression_and_not_noise(tmp_path: Path) -> None:
     slow = write_run(tmp_path / "c", http_rows(rng.gamma(4, 2.5, 800) + 5), manifest())
     assert not any(c.worse for c in compare(base, same))
     (worse,) = compare(base, slow)
-    assert worse.worse and worse.p_value < 0.01
+    assert worse.worse and worse.p_value < 0.01 and worse.verdict.startswith("WORSE (median")
+
+
+def test_compare_names_a_small_significant_slowdown_and_a_worse_tail(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    base = write_run(tmp_path / "a", http_rows(rng.normal(100, 2, 2000)), manifest())
+    # 3 % slower at the median: significant, below the 10 % rule.
+    small = write_run(tmp_path / "b", http_rows(rng.normal(103, 2, 2000)), manifest())
+    (row,) = compare(base, small)
+    assert not row.worse and row.verdict == "worse, below the rule's limit"
+    # Same median, one request in ten 40 % slower: the tail is worse, the median is not.
+    tail = rng.normal(100, 2, 2000)
+    tail[::10] *= 1.4
+    (row,) = compare(base, write_run(tmp_path / "c", http_rows(tail), manifest()))
+    assert row.worse_p95 and not row.worse_median and row.verdict == "WORSE (p95)"
 
 
 def test_hls_stall_ratio(tmp_path: Path) -> None:

@@ -131,3 +131,13 @@ def test_each_result_says_how_much_of_the_run_it_judged(tmp_path: Path) -> None:
     summary = (folder / "summary.md").read_text()
     assert "90 of 100 s (90 %)" in summary
     assert "e+0" not in summary
+
+
+def test_read_table_takes_a_string_path_as_the_readme_shows(tmp_path: Path) -> None:
+    from analysis.load import read_table
+
+    folder = write_run(tmp_path / "run", http_rows([5.0] * 10), manifest())
+    assert len(read_table(str(folder), "samples")) == 10
+    assert load_run(str(folder)).manifest["run_id"] == "synthetic"
+    with pytest.raises(InputError):
+        read_table(str(folder), "sample")
