@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.errors import InputError
-from harness.record import table_files
+from harness.record import effective_status, table_files
 from harness.schema import READING_KINDS, TABLES
 
 
@@ -171,5 +171,7 @@ def load_run(results_dir: Path | str) -> RunData:
     """A results folder (a path or a string) with its manifest and every table."""
     results_dir = Path(results_dir)
     manifest = read_manifest(results_dir)
+    # A killed run's manifest still says `running`: judged, it is what it is, crashed.
+    manifest["status"] = effective_status(manifest)
     return RunData(results_dir, manifest, *(read_table(results_dir, name) for name in
                                             ("samples", "events", "resources", "metrics")))

@@ -314,6 +314,23 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                            args.results_dir / "interim" if args.interim else None)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from harness.record import effective_status
+
+    path = args.results_dir / "status.json"
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError([f"{path}: cannot read it ({exc})"],
+                         hint="a run writes status.json every 5 s once it has started") from None
+    written = document.get("status")
+    document["status"] = effective_status(document)
+    if document["status"] != written:
+        document["status_written"] = written  # a killed run's last word
+    print(json.dumps(document, indent=1))
+    return EXIT_OK
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from analysis.compare import compare
 
@@ -470,6 +487,11 @@ def _add_analysis_commands(sub: Any) -> None:
                    help="write the verdict, reports and charts to RESULTS_DIR/interim/ (what a "
                         "running soak does every report_every)")
     p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("status", help="where a run or soak is (status.json), and whether the "
+                                      "process writing it still lives")
+    p.add_argument("results_dir", type=Path, help="a results/<run-id>/ folder")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("compare", help="latencies significantly worse in CANDIDATE (exit 1)")
     p.add_argument("baseline", type=Path, help="results folder of the reference run")

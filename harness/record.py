@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -58,6 +60,29 @@ def atomic_write_json(path: Path, document: dict[str, Any] | list[Any]) -> None:
     with open(tmp, "w", encoding="utf-8") as file:
         file.write(json.dumps(document, indent=2, default=str))
     os.replace(tmp, path)
+
+
+def writer_identity() -> dict[str, Any]:
+    """Who writes a `running` manifest or status file: host, pid and the process's start time
+    (a pid alone can be reused), so a reader can tell a live run from a killed one."""
+    me = psutil.Process()
+    return {"host": socket.gethostname(), "pid": me.pid, "started_at": me.create_time()}
+
+
+def effective_status(document: dict[str, Any]) -> str | None:
+    """The document's `status`, except that `running` written by a process that is gone
+    (same host, its pid dead or reused) is `crashed`. From another host a `running` status
+    cannot be checked and is returned as written."""
+    status = document.get("status")
+    writer = document.get("writer")
+    if status != "running" or not isinstance(writer, dict) or \
+            writer.get("host") != socket.gethostname():
+        return None if status is None else str(status)
+    try:
+        started_at = psutil.Process(int(writer["pid"])).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError, ValueError):
+        return "crashed"
+    return "running" if abs(started_at - float(writer.get("started_at", 0))) < 0.5 else "crashed"
 
 
 class TableWriter:

@@ -35,7 +35,7 @@ from harness.livestats import LiveStats
 from harness.login import login_tokens, read_credentials
 from harness.monitor import MetricsScraper, ProcessSelection, ResourceSampler, local_stack_roles
 from harness.promql import PrometheusSource
-from harness.record import Recorder, atomic_write_json
+from harness.record import Recorder, atomic_write_json, writer_identity
 from harness.redact import redact_credentials
 from harness.resume import Resume, segment_phases
 from harness.scenario import load_scenario
@@ -172,6 +172,7 @@ class Run:
             "schema_version": RESULTS_SCHEMA_VERSION,
             "run_id": self.run_id,
             "status": status,
+            "writer": writer_identity(),
             "harness_version": __version__,
             "scenario_file": str(self.options.scenario_path),
             "scenario": redact_credentials(s.model_dump(mode="json")),
@@ -402,11 +403,18 @@ class Run:
 
     def write_status(self, status: str) -> None:
         """`status.json`: where a long run is, for a user or a watchdog (docs/soak.md)."""
-        planned = self.scenario.load.total_s
-        elapsed = time.time() - self.stages[0]["start"] if self.stages else 0.0
+        resumed = self.options.resume
+        planned = resumed.planned_s if resumed else self.scenario.load.total_s
+        # The whole run's time: a resumed soak's earlier segments count, its gaps do not.
+        elapsed = sum((stage.get("end") or time.time()) - stage["start"]
+                      for stage in self.all_stages())
         write_status(self.results_dir / "status.json", {
             "run_id": self.run_id, "status": status, "updated_at": time.time(),
+            "writer": writer_identity(),
             "stage": self.stages[-1]["name"] if self.stages else None,
+            "segments": 1 + len(resumed.gaps) if resumed else 1,
+            "gaps_s": round(sum(g["end"] - g["start"] for g in resumed.gaps), 1)
+            if resumed else 0.0,
             "elapsed_s": round(elapsed, 1), "planned_s": planned,
             "progress": round(min(1.0, elapsed / planned), 4) if planned else None,
             "viewers_connected": sum(self.live.connected.values()),

@@ -6,7 +6,6 @@ file a user can read while a soak runs for hours."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import gevent
 
 from harness.logfiles import rotated
 from harness.periodic import Every
+from harness.record import atomic_write_json
 from harness.scenario import SoakSpec
 from harness.schema import CYCLE_USER_PREFIX
 from harness.users.context import UserContext
@@ -125,6 +125,4 @@ class InterimReporter:
 
 def write_status(path: Path, status: dict[str, Any]) -> None:
     """The status file, replaced atomically (a reader never sees half of it)."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(status, indent=1))
-    os.replace(tmp, path)
+    atomic_write_json(path, status)

@@ -7,6 +7,7 @@ import shutil
 import time
 from pathlib import Path
 
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -239,3 +240,25 @@ def test_logs_rotate_past_their_limit(tmp_path: Path) -> None:
     log.write_bytes(b"y" * (LOG_MAX_BYTES + 1))
     rotated(log)
     assert not log.exists() and (tmp_path / "ffmpeg.log.1").stat().st_size == LOG_MAX_BYTES + 1
+
+
+def test_a_running_status_whose_writer_is_gone_reads_as_crashed() -> None:
+    import subprocess
+    import sys
+
+    from harness.record import effective_status, writer_identity
+
+    alive = {"status": "running", "writer": writer_identity()}
+    assert effective_status(alive) == "running"
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    started_at = psutil.Process(child.pid).create_time()
+    child.wait()
+    gone = {"status": "running", "writer": {**alive["writer"], "pid": child.pid,
+                                            "started_at": started_at}}
+    assert effective_status(gone) == "crashed"
+    # The pid reused by another process (this one, started at another time): still crashed.
+    reused = {"status": "running", "writer": {**alive["writer"], "started_at": 1.0}}
+    assert effective_status(reused) == "crashed"
+    elsewhere = {"status": "running", "writer": {**gone["writer"], "host": "another-host"}}
+    assert effective_status(elsewhere) == "running"
+    assert effective_status({"status": "completed", "writer": gone["writer"]}) == "completed"
