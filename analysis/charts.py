@@ -361,8 +361,19 @@ def soak(run: RunData, path: Path) -> Path:
     lat.set_xlabel("minutes since start")
     for ax in (mem, harness, lat):
         _shade_cycles(ax, run)
+        _mark_gaps(ax, run)
         _legend(ax)
     return _save(fig, path)
+
+
+def _mark_gaps(ax: Axes, run: RunData) -> None:
+    """A resumed soak's gap (no data) drawn, its kill marked (minutes since the start)."""
+    for gap in run.manifest.get("gaps") or []:
+        start, end = (float(gap["start"]) - run.start_s) / 60, \
+            (float(gap["end"]) - run.start_s) / 60
+        ax.axvspan(start, end, color="black", alpha=0.15, hatch="//",
+                   label="gap: killed, then resumed (not judged)")
+        ax.axvline(start, color=RED, linewidth=1.2, label="killed")
 
 
 def _trend_line(ax: Axes, run: RunData, fitted: Trend, colour: str) -> None:

@@ -144,6 +144,10 @@ def judge_one(run: RunData, threshold: Threshold) -> Result:
         frame = select(run, threshold)
         estimate = aggregate(frame, threshold, included_seconds(run, threshold.exclude_phases))
     observed = None if math.isnan(estimate.value) else estimate.value
+    if estimate.unjudgeable:
+        return Result(**base, status="INCONCLUSIVE", observed=observed, low=estimate.low,
+                      high=estimate.high, n=estimate.n,
+                      reason=f"{estimate.unjudgeable} → INCONCLUSIVE")
     if estimate.n < threshold.min_samples or observed is None:
         status = threshold.below_min.upper()
         why = "no data to judge" if observed is None else \
@@ -218,10 +222,17 @@ def validity_problems(run: RunData) -> list[str]:
 
 def notes(run: RunData) -> list[str]:
     status = run.manifest.get("status")
+    found = []
     if status in ("running", "crashed", "aborted"):
-        return [f"run {status}: judged on the data up to its end ({run.coverage:.0%} of the "
-                "planned duration)"]
-    return []
+        found.append(f"run {status}: judged on the data up to its end ({run.coverage:.0%} of "
+                     "the planned duration)")
+    for gap in run.manifest.get("gaps") or []:
+        found.append(f"killed at +{float(gap['start']) - run.start_s:.0f} s and resumed "
+                     f"{float(gap['end']) - float(gap['start']):.0f} s later: the gap is not "
+                     "judged; trends are fitted within each segment")
+    if run.manifest.get("gaps"):
+        found.append(f"coverage: {run.coverage:.0%} of the planned time has data")
+    return found
 
 
 def judge(run: RunData, thresholds: ThresholdFile, source: str = "") -> Verdict:

@@ -132,12 +132,18 @@ class RunData:
         return max([data_end, *ends]) if ends else data_end
 
     @property
+    def gaps_s(self) -> float:
+        """Seconds between a killed run's last data and its resumption (not measured)."""
+        return sum(float(g["end"]) - float(g["start"]) for g in self.manifest.get("gaps") or [])
+
+    @property
     def coverage(self) -> float:
-        """Share of the planned duration that the data spans (1.0 for a completed run)."""
+        """Share of the planned duration that the data covers, gaps left out (1.0 for a
+        completed run without a resume)."""
         planned = float(self.manifest.get("planned", {}).get("duration_s") or 0)
         if planned <= 0:
             return 1.0
-        return min(1.0, max(0.0, (self.end_s - self.start_s) / planned))
+        return min(1.0, max(0.0, (self.end_s - self.start_s - self.gaps_s) / planned))
 
     def recorded_phases(self) -> list[dict[str, Any]]:
         """The phases the run recorded (warm-up, steady, cool-down), its gaps and its fault

@@ -21,6 +21,9 @@ class Estimate:
     low: float | None
     high: float | None
     n: int
+    # Why this figure, though computed, cannot carry a verdict (the threshold is INCONCLUSIVE
+    # with this reason): e.g. a trend fitted on too little time.
+    unjudgeable: str | None = None
 
 
 def percentile(values: NDArray[np.float64], q: float,

@@ -35,8 +35,12 @@ MIN_BUCKETS = 8
 BUCKET_TARGET = 120  # buckets per run: enough for the tests, few enough to de-correlate
 BASELINE_SHARE = 0.1
 # Memory settles before it can leak: caches and pools fill, allocators reach their working
-# size. The first part of the judged span is left out of the trend: 20 %, at most 15 minutes.
+# size. Latency: the first part of the judged span is left out of the trend (20 %, at most
+# 15 minutes). Memory: each series settles where the data says (settle_index).
 SETTLE_SHARE, SETTLE_MAX_S = 0.2, 900.0
+SETTLE_WINDOW_SHARE, SETTLE_MIN_WINDOW, SETTLE_MAX_SHARE = 0.125, 4, 0.5
+# A trend fitted on less settled time than this is warm-up as much as leak: INCONCLUSIVE.
+MIN_TREND_S = 1800.0
 CYCLE_WINDOW_S = 15.0
 CYCLE_TOLERANCE = 0.10
 PG_LIMIT_SHARE = 0.95
@@ -140,6 +144,39 @@ def settled(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame.ts >= first + min(SETTLE_SHARE * (last - first), SETTLE_MAX_S)]
 
 
+def settle_index(hours: NDArray[np.float64], y: NDArray[np.float64]) -> int:
+    """Where a bucketed series has settled: the first bucket from which a sliding window's
+    slope is no longer significantly steeper than the slope of everything after it (its
+    interval's low end at or below that slope, or below 0). A leak's steady slope settles
+    at once; a warm-up's steep start is left out. At most SETTLE_MAX_SHARE of the series."""
+    n = len(y)
+    width = max(SETTLE_MIN_WINDOW, int(n * SETTLE_WINDOW_SHARE))
+    last = int(n * SETTLE_MAX_SHARE)
+    for i in range(0, last + 1):
+        if i + width > n:
+            break
+        window = theil_sen(hours[i:i + width], y[i:i + width])
+        rest = theil_sen(hours[i:], y[i:])
+        if window.low is None or math.isnan(rest.value) or window.low <= max(rest.value, 0.0):
+            return i
+    return last
+
+
+def settled_from_data(frame: pd.DataFrame, width_s: float,
+                      column: str = "memory_bytes") -> pd.DataFrame:
+    """`frame` (one series) from where it settled (settle_index over medians per
+    `width_s` bucket)."""
+    if frame.empty:
+        return frame
+    buckets = frame[column].groupby((frame.ts // width_s) * width_s).median().sort_index()
+    if len(buckets) < MIN_BUCKETS:
+        return frame
+    starts_s = buckets.index.to_numpy(dtype=np.float64)
+    first = settle_index((starts_s - starts_s[0]) / 3600, buckets.to_numpy(dtype=np.float64))
+    kept: pd.DataFrame = frame[frame.ts >= starts_s[first]]
+    return kept
+
+
 def gap_starts(run: RunData) -> list[float]:
     """Where each recorded gap (a killed run and its resumption) began."""
     return sorted(float(p["start"]) for p in run.recorded_phases() if p["name"] == "gap")
@@ -153,9 +190,11 @@ def segments(run: RunData, frame: pd.DataFrame) -> list[pd.DataFrame]:
 
 
 def judged_settled(run: RunData, frame: pd.DataFrame) -> pd.DataFrame:
-    """The judged rows of `frame`, each segment settled on its own (a resumed run ramps its
-    viewers, streams and sessions up again)."""
-    return pd.concat([settled(part) for part in segments(run, _judged(run, frame))])
+    """The judged rows of one memory series, each segment settled on its own (a resumed run
+    ramps its viewers, streams and sessions up again, and settles again)."""
+    parts = [settled_from_data(part, bucket_s(run))
+             for part in segments(run, _judged(run, frame))]
+    return pd.concat(parts) if parts else frame
 
 
 def memory_trends(run: RunData) -> list[Trend]:
@@ -166,9 +205,10 @@ def memory_trends(run: RunData) -> list[Trend]:
 
 def _memory_trends(run: RunData) -> list[Trend]:
     """Memory trend per target role (instances and children summed) and of the harness."""
-    memory = judged_settled(run, role_memory(run.resources, TARGET_ROLES))
+    memory = role_memory(run.resources, TARGET_ROLES)
     found, cuts = [], gap_starts(run)
-    for role, group in memory.groupby("role"):
+    for role, series in memory.groupby("role"):
+        group = judged_settled(run, series)
         found_trend = trend(str(role), group.ts, group.memory_bytes, bucket_s(run), cuts)
         if found_trend is not None:
             found.append(found_trend)
@@ -185,7 +225,8 @@ def _harness_trend(run: RunData) -> Trend | None:
     found = []
     for part in segments(run, rows):
         for _, process in part.groupby("pid", observed=True):
-            memory = settled(_judged(run, role_memory(process, ("harness",))))
+            memory = settled_from_data(_judged(run, role_memory(process, ("harness",))),
+                                       bucket_s(run))
             process_trend = trend("harness", memory.ts, memory.memory_bytes, bucket_s(run))
             if process_trend is not None:
                 found.append(process_trend)
@@ -262,14 +303,25 @@ TREND_METRICS = {
 }
 
 
+def too_short(trends_found: Sequence[Trend]) -> str | None:
+    """Why these trends cannot be judged yet: the shortest was fitted on less settled time
+    than MIN_TREND_S (per segment after a resume: the spans' sum)."""
+    shortest = min(trends_found, key=lambda t: t.duration_h)
+    judged_min = shortest.duration_h * 60
+    if judged_min * 60 >= MIN_TREND_S:
+        return None
+    return (f"{shortest.name}: {judged_min:.0f} min judged after settling, needs ≥ "
+            f"{MIN_TREND_S / 60:.0f} (a shorter trend is warm-up as much as leak)")
+
+
 def derived(run: RunData, name: str) -> Estimate:
-    """One of TREND_METRICS."""
+    """One of TREND_METRICS; a trend on too little settled time is unjudgeable."""
     if name == "memory_growth_share_max":
         target = [t for t in memory_trends(run) if t.name in TARGET_ROLES]
         if not target:
             return Estimate(math.nan, None, None, 0)
         return Estimate(max(t.growth_share for t in target), None, None,
-                        sum(t.n for t in target))
+                        sum(t.n for t in target), too_short(target))
     if name == "cycle_memory_returned_ratio":
         found = cycles(run)
         return ratio(sum(c.returned for c in found), len(found))
@@ -279,7 +331,7 @@ def derived(run: RunData, name: str) -> Estimate:
             return Estimate(math.nan, None, None, 0)
         growth_ms = found_trend.slope_per_h * found_trend.duration_h
         drift_share = found_trend.growth_share if growth_ms >= LATENCY_DRIFT_FLOOR_MS else 0.0
-        return Estimate(drift_share, None, None, found_trend.n)
+        return Estimate(drift_share, None, None, found_trend.n, too_short([found_trend]))
     if name == "harness_memory_slope_mb_per_h":
         harness = [t for t in memory_trends(run) if t.name == "harness"]
         if not harness:
@@ -288,7 +340,7 @@ def derived(run: RunData, name: str) -> Estimate:
         return Estimate(harness[0].slope_per_h / mb,
                         None if harness[0].low_per_h is None else harness[0].low_per_h / mb,
                         None if harness[0].high_per_h is None else harness[0].high_per_h / mb,
-                        harness[0].n)
+                        harness[0].n, too_short(harness))
     if name == "db_connections_at_limit_s":
         share = run.metrics[run.metrics.series == "pg_connections_share"]
         if share.empty:

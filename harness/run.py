@@ -125,6 +125,7 @@ class Run:
         self.stop_requested = False
         self.stop_reason = "completed"
         self.started_stack = False
+        self.stack_identity: dict[str, Any] | None = None
         self.stages: list[dict[str, Any]] = []
         self.worker_procs: list[subprocess.Popen[bytes]] = []
         self.endpoints_public: dict[str, str] = {}
@@ -173,6 +174,7 @@ class Run:
             "run_id": self.run_id,
             "status": status,
             "writer": writer_identity(),
+            "stack_started_by_run": self.stack_identity if self.started_stack else None,
             "harness_version": __version__,
             "scenario_file": str(self.options.scenario_path),
             "scenario": redact_credentials(s.model_dump(mode="json")),
@@ -228,7 +230,10 @@ class Run:
                     service_env=dict(wanted.service_env)))
             except StackError as exc:
                 raise TargetUnreachable(f"local stack: {exc}") from None
-            self.started_stack = not reused
+            self.stack_identity = {"supervisor_pid": state.supervisor_pid,
+                                   "started_at": state.started_at}
+            # A resumed soak owns the stack its killed run started (and left running).
+            self.started_stack = not reused or self._inherits_stack()
             if reused:
                 self._check_reused(state.roles)
             return state.endpoints
@@ -248,6 +253,12 @@ class Run:
                 local.down(self.options.stack_dir)
             raise
         return endpoints
+
+    def _inherits_stack(self) -> bool:
+        """True when the run this one resumes started the very stack running now."""
+        resumed = self.options.resume
+        earlier = resumed.manifest.get("stack_started_by_run") if resumed else None
+        return bool(earlier) and earlier == self.stack_identity
 
     def _check_reused(self, running: dict[str, Any]) -> None:
         """A stack already running in the folder must have the parts the scenario needs."""

@@ -1,7 +1,9 @@
 """Soak mode on the local stack, shortened (docs/soak.md): cycles, interim verdict and status
-file; a SIGKILL mid-soak takes its publishers with it and leaves a folder `analyze` judges;
-`soak --resume` continues it into the same folder with the gap recorded; the healthy service
-passes the soak verdicts and a service that keeps memory per viewer fails them."""
+file; a SIGKILL mid-soak takes its publishers with it, leaves a status that reads as crashed and
+a folder `analyze` judges; `soak --resume` continues it into the same folder with the gap
+recorded and named, and stops the stack its killed run started; a few minutes are too short to
+judge a trend (INCONCLUSIVE, never FAIL on a healthy service), while the cycles are judged, and
+a service that keeps memory per viewer fails them."""
 
 from __future__ import annotations
 
@@ -10,17 +12,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 
 from analysis.load import read_table
-from tests.support import RunningStack, running_stack, wait_for
+from stack.state import read_state, supervisor_alive
+from tests.support import new_run_dir, running_stack, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "harness.cli"]
-SOAK_VERDICTS = ("memory-no-growth", "memory-cleanup-after-cycles", "latency-no-drift")
+TREND_VERDICTS = ("memory-no-growth", "latency-no-drift")
 
 
 def scenario(folder: Path, instances: int) -> Path:
@@ -42,8 +44,11 @@ def statuses(folder: Path) -> dict[str, str]:
     return {r["id"]: r["status"] for r in verdict["results"]}
 
 
-def test_killed_soak_is_judged_then_resumed(stack: RunningStack, tmp_path: Path) -> None:
-    command = [*CLI, "soak", str(scenario(tmp_path, 2)), "--run-dir", str(stack.run_dir),
+def test_killed_soak_is_judged_then_resumed(tmp_path: Path) -> None:
+    """The soak starts its own stack (an empty run folder); killed, resumed and finished, it
+    leaves no process behind."""
+    stack_dir = new_run_dir("soak-resume")
+    command = [*CLI, "soak", str(scenario(tmp_path, 2)), "--run-dir", str(stack_dir),
                "--results", str(tmp_path / "results"), "--quiet"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -64,16 +69,29 @@ def test_killed_soak_is_judged_then_resumed(stack: RunningStack, tmp_path: Path)
     # Its ffmpeg publishers die with it (PR_SET_PDEATHSIG): no load outlives the run.
     assert wait_for(lambda: not any(psutil.pid_exists(p) for p in publishers if p), 10.0)
     assert json.loads((folder / "interim" / "verdict.json").read_text())["status"]
+    # The file still says running; its writer is gone, so a reader is told crashed.
+    assert json.loads((folder / "status.json").read_text())["status"] == "running"
+    told = subprocess.run([*CLI, "status", str(folder)], capture_output=True, text=True,
+                          timeout=60)
+    assert json.loads(told.stdout)["status"] == "crashed", told.stdout + told.stderr
     judged = subprocess.run([*CLI, "analyze", str(folder)], capture_output=True, text=True,
                             timeout=120)
     assert "verdict:" in judged.stdout and (folder / "verdict.json").exists(), judged.stdout
+    assert "run crashed" in (folder / "summary.md").read_text()
     before = read_table(folder, "events")
     cycles_before = int(before[before.type == "cycle_started"].value.max())
 
     resumed = subprocess.run([*CLI, "soak", "--resume", str(folder), "--run-dir",
-                              str(stack.run_dir), "--quiet"], capture_output=True, text=True,
+                              str(stack_dir), "--quiet"], capture_output=True, text=True,
                              timeout=300)
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    try:
+        # INCONCLUSIVE (exit 3): the trends cannot be judged on minutes.
+        assert resumed.returncode == 3, resumed.stdout + resumed.stderr
+        # The resumed run owned the stack its killed run started, and stopped it.
+        assert not supervisor_alive(read_state(stack_dir))
+    finally:
+        subprocess.run([*CLI, "stack", "down", "--run-dir", str(stack_dir)],
+                       capture_output=True, timeout=60)
     assert "resuming" in resumed.stdout and "gap of" in resumed.stdout
     assert list((tmp_path / "results").iterdir()) == [folder]  # the same folder
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -82,20 +100,29 @@ def test_killed_soak_is_judged_then_resumed(stack: RunningStack, tmp_path: Path)
     events = read_table(folder, "events")
     assert (events.type == "run_resumed").sum() == 1
     assert events[events.type == "cycle_started"].value.max() > cycles_before
-    assert {statuses(folder)[i] for i in SOAK_VERDICTS} == {"PASS"}
+    found = statuses(folder)
+    # Minutes of data: a trend cannot be told from warm-up. Inconclusive, with the reason.
+    assert {found[i] for i in TREND_VERDICTS} == {"INCONCLUSIVE"}, found
+    assert found["memory-cleanup-after-cycles"] == "PASS", found
+    verdict = json.loads((folder / "verdict.json").read_text())
+    memory = next(r for r in verdict["results"] if r["id"] == "memory-no-growth")
+    assert "min judged after settling, needs ≥ 30" in memory["reason"]
+    assert any("resumed" in note for note in verdict["notes"])
+    assert "resumed" in (folder / "summary.md").read_text()
     assert (folder / "charts" / "soak.png").exists()
-    assert json.loads((folder / "status.json").read_text())["status"] == "completed"
+    status = json.loads((folder / "status.json").read_text())
+    assert status["status"] == "completed" and status["segments"] == 2
+    assert status["elapsed_s"] >= 0.9 * status["planned_s"]
 
 
 def test_a_service_that_keeps_memory_per_viewer_fails_the_soak(tmp_path: Path) -> None:
     leak = {"NOVA_BROKEN_LEAK_PER_VIEWER_BYTES": str(512 * 1024)}
     with running_stack("soak-leak", service_env=leak) as leaking:
-        started = time.monotonic()
         result = subprocess.run([*CLI, "soak", str(scenario(tmp_path, 1)), "--run-dir",
                                  str(leaking.run_dir), "--results", str(tmp_path / "r"),
                                  "--quiet"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr
     found = statuses(next((tmp_path / "r").iterdir()))
-    assert found["memory-no-growth"] == "FAIL", found
+    # Minutes are too short for a trend; the cycles show the memory that never came back.
+    assert found["memory-no-growth"] == "INCONCLUSIVE", found
     assert found["memory-cleanup-after-cycles"] == "FAIL", found
-    assert time.monotonic() - started < 240
