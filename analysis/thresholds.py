@@ -17,7 +17,7 @@ from analysis.populations import POPULATIONS
 from analysis.trends import TREND_METRICS
 from harness.errors import InputError
 from harness.schema import EVENT_TYPES, SAMPLE_KINDS, TABLES
-from harness.yamlio import build, read_yaml
+from harness.yamlio import build, read_yaml, yaml_lines
 
 AGGREGATIONS = ("p50", "p90", "p95", "p99", "p999", "max", "min", "mean", "count", "rate",
                 "success_ratio", "error_ratio", "slope")
@@ -143,7 +143,7 @@ class ThresholdFile(BaseModel):
 def load_thresholds(path: Path) -> ThresholdFile:
     """Read and validate a threshold file; InputError lists every problem."""
     return build(ThresholdFile, read_yaml(path, "thresholds"), f"thresholds {path.name}",
-                 "see docs/thresholds.md")
+                 "see docs/thresholds.md", yaml_lines(path))
 
 
 def resolve_thresholds_path(explicit: Path | None, scenario_thresholds: str | None,

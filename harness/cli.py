@@ -554,6 +554,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     except (StackStartError, StackNotRunning, TargetUnreachable) as exc:
         print(f"nova-harness: {exc}", file=sys.stderr)
+        hint = exc.hint if isinstance(exc, TargetUnreachable) else None
+        if hint:
+            print(f"nova-harness: hint: {hint}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except (HarnessError, StackError) as exc:
         print(f"nova-harness: {exc}", file=sys.stderr)

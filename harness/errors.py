@@ -26,6 +26,10 @@ class TargetUnreachable(HarnessError):
 
     exit_code = 4
 
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
 
 class RunFailed(HarnessError):
     """A run or check completed and found a failure."""

@@ -71,12 +71,15 @@ class Fleet:
             asked = {"title": f"{title_prefix}-{index + 1}", "description": "load test stream",
                      "region": region}
             payload = self.profile.create_payload(**asked)
+            url = f"{self.api.base_url}{self.profile.path('create').lstrip('/')}"
             try:
                 response = self.api.post(self.profile.path("create"), json=payload)
             except httpx.HTTPError as exc:
-                raise TargetUnreachable(f"creating a stream failed: {exc}") from None
+                raise TargetUnreachable(f"creating a stream: POST {url} failed: {exc}",
+                                        hint="is the target up, and is the URL right?") \
+                    from None
             if response.status_code not in (200, 201):
-                raise TargetUnreachable(f"creating a stream answered HTTP "
+                raise TargetUnreachable(f"creating a stream: POST {url} answered HTTP "
                                         f"{response.status_code}: {response.text[:200]}")
             body = response.json()
             stream_id = str(self.profile.stream_field(body, "id"))

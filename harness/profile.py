@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import InputError
-from harness.yamlio import build, read_yaml
+from harness.yamlio import build, read_yaml, yaml_lines
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "profiles"
 CONTRACT_EVENTS = ("connection_established", "viewer_count_changed", "stream_started",
@@ -179,7 +179,8 @@ def load_profile(name_or_path: str, base_dir: Path | None = None) -> Profile:
             raise InputError([f"profile {name_or_path!r}: not a built-in profile "
                               f"({', '.join(builtin_names())}) and no such file"])
     hint = "compare with harness/profiles/nova-doc.yaml"
-    profile = build(Profile, read_yaml(path, "profile"), f"profile {path.name}", hint)
+    profile = build(Profile, read_yaml(path, "profile"), f"profile {path.name}", hint,
+                    yaml_lines(path))
     problems = _check_events(profile, f"profile {path.name}")
     if problems:
         raise InputError(problems, hint=hint)

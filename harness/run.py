@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
+import httpx
 import psutil
 import pyarrow as pa
 from locust.env import Environment
@@ -246,6 +247,8 @@ class Run:
         """The target's endpoints (the local stack started if needed), then the tokens' source
         tried once: a login that fails ends the run before anything is recorded or loaded."""
         endpoints = self.endpoints()
+        if self.scenario.target.stack != "local":
+            self._probe(endpoints["api_base"])
         try:
             self.tokens(1, endpoints["api_base"])
         except HarnessError:
@@ -253,6 +256,17 @@ class Run:
                 local.down(self.options.stack_dir)
             raise
         return endpoints
+
+    def _probe(self, api_base: str) -> None:
+        """A deployed target answers at all (any HTTP status) before anything is created or
+        recorded: an unreachable one is an error with no results folder left behind."""
+        url = api_base.rstrip("/") + self.profile.path("health")
+        try:
+            httpx.get(url, timeout=5.0)
+        except httpx.HTTPError as exc:
+            raise TargetUnreachable(f"target unreachable: GET {url}: {exc}",
+                                    hint="check target.base_url (or --target) and that the "
+                                         "target runs; nothing was started") from None
 
     def _inherits_stack(self) -> bool:
         """True when the run this one resumes started the very stack running now."""
@@ -291,7 +305,7 @@ class Run:
                 run_dir=self.options.stack_dir,
                 secret_env=auth.secret_env if auth.mode == "secret_env" else None,
                 key_file=Path(auth.key_file) if auth.mode == "key_file" and auth.key_file
-                else None)
+                else None, named_by="auth.")
             found = mint_for_run(minter, count, self.scenario.load.total_s)
         return tuple(found[i % len(found)] for i in range(max(1, count)))
 

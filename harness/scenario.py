@@ -4,6 +4,7 @@ problem is reported at once with its YAML path (`nova-harness validate FILE`).""
 from __future__ import annotations
 
 import copy
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,7 +22,7 @@ from pydantic import (
 from harness.errors import InputError
 from harness.profile import Profile, load_profile
 from harness.redact import SECRET_SETTING
-from harness.yamlio import build, read_yaml
+from harness.yamlio import build, read_yaml, yaml_lines
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*"
                        r"(?:(\d+(?:\.\d+)?)s?)?\s*$")
@@ -375,7 +376,7 @@ def load_scenario(path: Path, overrides: dict[str, Any] | None = None) -> tuple[
     problems: list[str] = []
     scenario: Scenario | None = None
     try:
-        scenario = build(Scenario, document, f"scenario {path.name}", hint)
+        scenario = build(Scenario, document, f"scenario {path.name}", hint, yaml_lines(path))
     except InputError as exc:
         problems += exc.problems
     profile: Profile | None = None
@@ -402,7 +403,11 @@ def _semantic_problems(scenario: Scenario, path: Path) -> list[str]:
         problems.append(f"{where}: viewers.per_stream and api_clients.rate_per_s are both 0: "
                         "nothing to run")
     if scenario.target.stack is None and scenario.auth.mode == "local_stack":
-        problems.append(f"{where}: auth.mode: local_stack needs target.stack: local")
+        problems.append(f"{where}: auth.mode: local_stack mints tokens with the local stack's "
+                        "keys, so it needs target.stack: local; for a deployed target set "
+                        "auth.mode to secret_env, key_file, token_file or login "
+                        "(docs/scenarios.md, `auth`)")
+    problems += _auth_source_problems(scenario.auth, where)
     if scenario.target.stack is None and scenario.stack.service_env:
         problems.append(f"{where}: stack.service_env: sets the reference service, so it needs "
                         "target.stack: local")
@@ -413,3 +418,14 @@ def _semantic_problems(scenario: Scenario, path: Path) -> list[str]:
         if entry.at > load.total_s:
             problems.append(f"{where}: chaos[{index}].at: after the end of the run")
     return problems
+
+
+def _auth_source_problems(auth: AuthSpec, where: str) -> list[str]:
+    """What `run` would find missing when it fetches tokens: caught by `validate` too."""
+    if auth.mode == "secret_env" and auth.secret_env and not os.environ.get(auth.secret_env):
+        return [f"{where}: auth.secret_env: the environment variable {auth.secret_env} is "
+                f"unset or empty (export {auth.secret_env}=… before `run`)"]
+    for mode, file in (("key_file", auth.key_file), ("token_file", auth.token_file)):
+        if auth.mode == mode and file and not Path(file).is_file():
+            return [f"{where}: auth.{mode}: file {file} not found"]
+    return []

@@ -24,18 +24,23 @@ def stack_algorithm(run_dir: Path) -> str:
 
 
 def minter_for(*, run_dir: Path, secret_env: str | None = None, key_file: Path | None = None,
-               algorithm: str | None = None) -> TokenMinter:
-    """A minter from an explicit secret or key, else from the local stack in `run_dir`."""
+               algorithm: str | None = None, named_by: str = "--") -> TokenMinter:
+    """A minter from an explicit secret or key, else from the local stack in `run_dir`.
+    `named_by` is how errors name the setting: "--" (the CLI's flags) or "auth." (a
+    scenario's)."""
     if secret_env:
         secret = os.environ.get(secret_env, "")
         if not secret:
-            raise InputError([f"--secret-env {secret_env}: the variable is unset or empty"])
+            raise InputError([f"{_setting(named_by, 'secret_env')} {secret_env}: the "
+                              "environment variable is unset or empty"],
+                             hint=f"export {secret_env}=… first")
         return TokenMinter("HS256", secret)
     if key_file:
         try:
             return TokenMinter("RS256", key_file.read_text())
         except OSError as exc:
-            raise InputError([f"--key-file {key_file}: {exc.strerror}"]) from None
+            raise InputError([f"{_setting(named_by, 'key_file')} {key_file}: "
+                              f"{exc.strerror}"]) from None
     chosen = algorithm or stack_algorithm(run_dir)
     try:
         return TokenMinter(chosen, signing_key(run_dir, chosen))
@@ -43,6 +48,10 @@ def minter_for(*, run_dir: Path, secret_env: str | None = None, key_file: Path |
         raise InputError([f"no stack keys in {run_dir}"],
                          hint="start the stack with `nova-harness stack up`, or pass "
                               "--secret-env / --key-file") from None
+
+
+def _setting(named_by: str, name: str) -> str:
+    return f"--{name.replace('_', '-')}" if named_by == "--" else f"{named_by}{name}"
 
 
 # Minted tokens must outlive the run: the contract's 1-hour access tokens would make a 4-hour

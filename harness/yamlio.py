@@ -21,8 +21,50 @@ def yaml_path(location: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def problems_of(error: ValidationError, source: str) -> list[str]:
-    return [f"{source}: {yaml_path(tuple(e['loc']))}: {e['msg']}" for e in error.errors()]
+Location = tuple[int | str, ...]
+
+
+def problems_of(error: ValidationError, source: str,
+                lines: dict[Location, int] | None = None) -> list[str]:
+    """One line per problem: where (YAML path, and the file's line when known), then what."""
+    found = []
+    for e in error.errors():
+        location = tuple(e["loc"])
+        found.append(f"{source}{_line_of(location, lines or {})}: {yaml_path(location)}: "
+                     f"{e['msg']}")
+    return found
+
+
+def _line_of(location: Location, lines: dict[Location, int]) -> str:
+    """`:12` for the deepest part of `location` the file has (an unknown key's parent)."""
+    for end in range(len(location), -1, -1):
+        if location[:end] in lines:
+            return f":{lines[location[:end]]}"
+    return ""
+
+
+def yaml_lines(path: Path) -> dict[Location, int]:
+    """Each mapping key's and list item's YAML path → its 1-based line in `path` (empty when
+    the file cannot be read or parsed: read_yaml reports that)."""
+    try:
+        root = yaml.compose(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    lines: dict[Location, int] = {}
+
+    def walk(node: yaml.Node, location: Location) -> None:
+        lines[location] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                child = (*location, str(key.value))
+                walk(value, child)
+                lines[child] = key.start_mark.line + 1  # the key's line, not its value's
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, (*location, index))
+    if root is not None:
+        walk(root, ())
+    return lines
 
 
 def read_yaml(path: Path, what: str) -> dict[str, Any]:
@@ -37,8 +79,11 @@ def read_yaml(path: Path, what: str) -> dict[str, Any]:
     return document
 
 
-def build(model: type[M], document: dict[str, Any], source: str, hint: str) -> M:
+def build(model: type[M], document: dict[str, Any], source: str, hint: str,
+          lines: dict[Location, int] | None = None) -> M:
+    """`document` as `model`; InputError lists every problem, with its line when `lines`
+    (yaml_lines of the file) is given."""
     try:
         return model.model_validate(document)
     except ValidationError as exc:
-        raise InputError(problems_of(exc, source), hint=hint) from None
+        raise InputError(problems_of(exc, source, lines), hint=hint) from None

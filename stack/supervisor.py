@@ -190,9 +190,33 @@ class Supervisor:
     # -- starting ------------------------------------------------------------------------
 
     def _start_all(self) -> None:
-        self._init_postgres(Path(self.state.roles["postgres"].data_dir or ""))
+        primary_dir = Path(self.state.roles["postgres"].data_dir or "")
+        self._reclaim_primary_folder(primary_dir, self.run_dir / "postgres-standby")
+        self._init_postgres(primary_dir)
         for name in self.state.roles:
             self.start_role(name)
+
+    def _reclaim_primary_folder(self, primary_dir: Path, standby_dir: Path) -> None:
+        """A failover scenario leaves the `postgres` folder as a standby of the promoted
+        former standby (its rollback reseeds it so). Started so, the primary would be read-only
+        and the service would never get ready. The promoted copy holds the newest data: it
+        becomes the primary's folder. Without one, the folder is started as a primary. Any
+        standby folder is rebuilt from the primary when a standby is next asked for (its
+        recorded primary and port are this folder's history, not this stack's)."""
+        if (primary_dir / "standby.signal").exists():
+            promoted = (standby_dir / "PG_VERSION").exists() and \
+                not (standby_dir / "standby.signal").exists()
+            if promoted:
+                shutil.rmtree(primary_dir)
+                os.rename(standby_dir, primary_dir)
+                log.warning("postgres: its folder was a standby of the promoted former standby "
+                            "(a failover scenario ran here); the promoted copy is the primary "
+                            "now")
+            else:
+                (primary_dir / "standby.signal").unlink()
+                log.warning("postgres: its folder was a standby with no promoted primary "
+                            "beside it; started as the primary")
+        shutil.rmtree(standby_dir, ignore_errors=True)
 
     def _as_postgres(self) -> dict[str, Any]:
         if self._pg_user is None:

@@ -14,7 +14,8 @@ import pytest
 
 from harness import faults
 from harness.errors import FaultError
-from stack import roles
+from stack import local, roles
+from stack.roles import StackOptions
 from tests.support import RunningStack, running_stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -137,3 +138,25 @@ def test_unknown_role_and_missing_stack_are_fault_errors(stack: RunningStack) ->
         faults.kill_role("redis", signal_name="SIGHUP", stack_dir=_dir(stack))
     with pytest.raises(FaultError):
         faults.health_status("/var/tmp/no-such-stack")
+
+
+def test_the_stack_comes_up_after_a_failover_ran_in_its_folder() -> None:
+    """The failover's rollback leaves `postgres` a standby of the promoted former standby;
+    the next `stack up` of the same folder (here without a standby) must start a writable
+    primary holding what was written, not wait 30 s on a read-only one."""
+    with running_stack("after-failover", standby=True) as first:
+        with first.client(first.minter.mint(uuid.uuid4())) as client:
+            written = _create(client, "before-failover").json()["id"]
+        faults.kill_role("postgres-primary", stack_dir=_dir(first))
+        faults.promote_standby(stack_dir=_dir(first))
+        faults.restore_postgres_pair(stack_dir=_dir(first))
+        assert (first.run_dir / "postgres" / "standby.signal").exists()
+        local.down(first.run_dir)
+        state, reused = local.up(StackOptions(run_dir=first.run_dir))
+        assert not reused
+        primary = state.roles["postgres"]
+        assert roles.pg_in_recovery(primary.port or 0) is False
+        assert faults.sql_row_present(f"SELECT 1 FROM streams WHERE id = '{written}'",
+                                      stack_dir=_dir(first))
+        assert "the promoted copy is the primary" in \
+            (first.run_dir / "logs" / "supervisor.log").read_text()

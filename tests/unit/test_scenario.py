@@ -3,6 +3,9 @@ CLI overrides apply before validation."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,7 +69,9 @@ def test_semantic_problems(tmp_path: Path) -> None:
         assert fragment in text
 
 
-def test_remote_target_needs_allow_remote(tmp_path: Path) -> None:
+def test_remote_target_needs_allow_remote(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JWT", "a-secret-for-the-test")
     path = write(tmp_path, "name: x\ntarget: {stack: null, base_url: 'https://staging.example'}\n"
                            "auth: {mode: secret_env, secret_env: JWT}\n")
     with pytest.raises(InputError, match="allow_remote"):
@@ -77,7 +82,8 @@ def test_remote_target_needs_allow_remote(tmp_path: Path) -> None:
     assert scenario.target.base_url == "https://staging.example"
 
 
-def test_overrides(tmp_path: Path) -> None:
+def test_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("X", "a-secret-for-the-test")
     path = ROOT / "scenarios/viewers-250.yaml"
     scenario, _ = load_scenario(path, {"duration": "2m", "viewers.per_stream": 10,
                                        "streams.count": 2})
@@ -158,3 +164,49 @@ def test_a_reused_stack_started_with_other_settings_is_named_with_secrets_hidden
         "stack.service_env.NOVA_MODE: the stack already running has it unset, not 'fast'",
         "stack.service_env.NOVA_WS_PING_INTERVAL_S: the stack already running has it unset, "
         "not '0.25'"]
+
+
+def test_problems_name_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: x\nload:\n  ramp: 5s\n  hold: banana\n"
+                           "viewers: {per_stream: 2, bogus: 1}\n")
+    with pytest.raises(InputError) as failure:
+        load_scenario(path)
+    text = "\n".join(failure.value.problems)
+    assert ":4: load.hold:" in text and ":5: viewers.bogus:" in text
+
+
+def test_an_unset_secret_variable_fails_validate_naming_the_scenario_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("NOVA_TEST_UNSET_SECRET", raising=False)
+    path = write(tmp_path, "name: x\ntarget: {stack: null, base_url: 'http://127.0.0.1:9', "
+                           "allow_remote: true}\n"
+                           "auth: {mode: secret_env, secret_env: NOVA_TEST_UNSET_SECRET}\n")
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "auth.secret_env: the environment variable NOVA_TEST_UNSET_SECRET is unset" in err
+    assert "--secret-env" not in err
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI in its own process: `run` imports Locust, which monkey-patches the process."""
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **(env or {})})
+
+
+def test_a_shipped_scenario_with_target_says_which_auth_to_use() -> None:
+    result = _cli("run", str(ROOT / "scenarios/smoke.yaml"), "--target", "http://127.0.0.1:9")
+    assert result.returncode == 2
+    assert "auth.mode to secret_env, key_file, token_file or login" in result.stderr
+
+
+def test_an_unreachable_target_leaves_no_results(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: x\ntarget: {stack: null, base_url: 'http://127.0.0.1:9', "
+                           "allow_remote: true}\n"
+                           "auth: {mode: secret_env, secret_env: NOVA_TEST_SECRET}\n")
+    result = _cli("run", str(path), "--results", str(tmp_path / "results"), "--quiet",
+                  env={"NOVA_TEST_SECRET": "a-secret-for-the-test"})
+    assert result.returncode == 4, result.stderr
+    assert "target unreachable: GET http://127.0.0.1:9/health" in result.stderr
+    assert "hint:" in result.stderr
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
