@@ -248,17 +248,18 @@ def test_a_running_status_whose_writer_is_gone_reads_as_crashed() -> None:
 
     from harness.record import effective_status, writer_identity
 
-    alive = {"status": "running", "writer": writer_identity()}
+    writer = writer_identity()
+    alive = {"status": "running", "writer": writer}
     assert effective_status(alive) == "running"
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     started_at = psutil.Process(child.pid).create_time()
     child.wait()
-    gone = {"status": "running", "writer": {**alive["writer"], "pid": child.pid,
-                                            "started_at": started_at}}
+    gone_writer = {**writer, "pid": child.pid, "started_at": started_at}
+    gone = {"status": "running", "writer": gone_writer}
     assert effective_status(gone) == "crashed"
     # The pid reused by another process (this one, started at another time): still crashed.
-    reused = {"status": "running", "writer": {**alive["writer"], "started_at": 1.0}}
+    reused = {"status": "running", "writer": {**writer, "started_at": 1.0}}
     assert effective_status(reused) == "crashed"
-    elsewhere = {"status": "running", "writer": {**gone["writer"], "host": "another-host"}}
+    elsewhere = {"status": "running", "writer": {**gone_writer, "host": "another-host"}}
     assert effective_status(elsewhere) == "running"
-    assert effective_status({"status": "completed", "writer": gone["writer"]}) == "completed"
+    assert effective_status({"status": "completed", "writer": gone_writer}) == "completed"
