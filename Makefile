@@ -9,7 +9,7 @@ setup:
 test: setup
 	$(BIN)/ruff check harness analysis stack tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 unit: setup
 	$(BIN)/pytest -q tests/unit

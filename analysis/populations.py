@@ -37,6 +37,11 @@ def _hls_viewers(run: RunData) -> int:
     return int(played.user.nunique())
 
 
+def _interrupted(run: RunData) -> int:
+    events = run.events
+    return int(events[events.type == "publish_interrupted"].stream.nunique())
+
+
 def _dropped(run: RunData) -> int:
     return sum(f.viewers_dropped for f in faults.figures(run))
 
@@ -53,6 +58,8 @@ _POPULATIONS: dict[str, tuple[str, Callable[[RunData], int], Callable[[RunData],
     "faults": ("fault windows", lambda run: len(run.faults()),
                lambda run: bool(_scenario(run).get("chaos"))),
     "dropped_viewers": ("viewers dropped by a fault", _dropped, lambda run: False),
+    "interrupted_broadcasters": ("broadcasters whose RTMP connection was cut", _interrupted,
+                                 lambda run: False),
     "viewers_told_counts_after_faults": ("viewers told a count during or after a fault",
                                          _told_after_faults, lambda run: False),
 }

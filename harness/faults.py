@@ -295,8 +295,9 @@ def interrupt_broadcaster(seconds: float = 5.0, index: int = 0,
                           results_dir: str | None = None) -> Report:
     """Cut broadcaster `index` of the running harness off for `seconds`: its ffmpeg is
     terminated and the harness tries to republish once the hold ends (as an encoder that
-    reconnects would). Returns once that attempt settled: republished, or refused (per the
-    contract an interrupted stream ends and its key is refused)."""
+    reconnects would). Returns once that attempt settled: republished (a target with a
+    reconnect grace keeps the stream), or refused (without one the drop ends the stream and
+    its key is refused)."""
     folder = _results_dir(results_dir)
     listed = _broadcasters(folder)
     if not 0 <= index < len(listed) or listed[index].get("pid") is None:
@@ -313,7 +314,7 @@ def interrupt_broadcaster(seconds: float = 5.0, index: int = 0,
         return now.get("state") in ("active", "failed") and now.get("pid") != entry["pid"]
     took_s = _wait(settled, float(seconds) + _WAIT_S, f"broadcaster #{index} reconnect outcome")
     after = _broadcasters(folder)[index]
-    # "failed" is what the contract asks of an ended stream: its key is refused.
+    # "failed": the drop ended the stream and its key was refused (no reconnect grace).
     return {"stream": entry.get("stream"), "old_pid": entry["pid"], "new_pid": after.get("pid"),
             "outcome": "republished" if after.get("state") == "active" else "refused",
             "settled_after_s": took_s}

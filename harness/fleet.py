@@ -158,8 +158,8 @@ class Fleet:
         if broadcast.state != "reconnecting" or now < broadcast.next_attempt:
             return
         down_since = broadcast.down_since or now
-        # An ended stream refuses its key (contract): one refused attempt shows it, more
-        # would only hammer the webhook.
+        # An ended stream refuses its key (contract; a target with a reconnect grace keeps
+        # it active instead): one refused attempt shows it, more would only hammer the webhook.
         if (broadcast.attempts and self._status(broadcast.plan.id) == "ended") or \
                 now - down_since > RECONNECT_GIVE_UP_S:
             self._give_up(broadcast, down_since)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import websocket
 
@@ -27,6 +29,7 @@ class ViewerProbe:
     """One viewer socket. `frames` fills in the background until the socket closes."""
 
     url: str
+    source_address: str | None = None  # a loopback address of its own (harness/suites/base.py)
     frames: list[Frame] = field(default_factory=list)
     close_code: int | None = None
     pongs: list[bytes] = field(default_factory=list)
@@ -35,8 +38,13 @@ class ViewerProbe:
     _arrived: threading.Condition = field(default_factory=threading.Condition)
 
     def connect(self, timeout_s: float = 5.0) -> ViewerProbe:
+        sock = None
+        if self.source_address:
+            where = urlsplit(self.url)
+            sock = socket.create_connection((where.hostname, where.port or 80), timeout_s,
+                                            source_address=(self.source_address, 0))
         self._ws = websocket.create_connection(self.url, timeout=timeout_s,
-                                               skip_utf8_validation=True)
+                                               skip_utf8_validation=True, socket=sock)
         self._ws.settimeout(None)
         threading.Thread(target=self._read, daemon=True).start()
         return self

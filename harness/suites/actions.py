@@ -90,6 +90,7 @@ def viewer(s: Session, stream_id: str, token: str | None = None) -> ViewerProbe:
     the evidence."""
     token = token or s.user()[1]
     started = time.perf_counter()
-    probe = ViewerProbe(s.target.profile.ws_url(s.target.ws_base, stream_id, token)).connect()
+    probe = ViewerProbe(s.target.profile.ws_url(s.target.ws_base, stream_id, token),
+                        source_address=s.source_address).connect()
     s.note(f"WS connect to stream {stream_id[:8]}", 101, "", started)
     return probe

@@ -20,7 +20,7 @@ from harness.suites.actions import (
     viewer,
     wait_status,
 )
-from harness.suites.base import Session, check, expect, expect_status
+from harness.suites.base import LOW_LIMITS_HINT, Session, check, expect, expect_status
 
 RFC3339_MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 CLOCK_TOLERANCE_S = 5.0
@@ -278,5 +278,4 @@ def error_rate_limit(s: Session) -> str:
             expect("Retry-After" in response.headers, "429 without Retry-After")
             return f"429 after {sent} requests, Retry-After {response.headers['Retry-After']} s"
     raise CheckSkipped(f"no 429 within {RATE_LIMIT_BUDGET} requests: the target's limit is "
-                       "higher (the local stack's is 1,000,000 so load is not limited; start "
-                       "it with --service-env NOVA_RATE_LIMIT_USER=100 to check)")
+                       f"higher ({LOW_LIMITS_HINT})")

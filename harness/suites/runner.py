@@ -37,10 +37,10 @@ def selected(names: Sequence[str]) -> list[str]:
 
 def run_suites(target: Target, suites: Sequence[str],
                on_result: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
-    results = []
+    results: list[CheckResult] = []
     for suite in suites:
         for item in REGISTRY[suite]:
-            result = run_check(target, item)
+            result = run_check(target, item, len(results))
             results.append(result)
             if on_result is not None:
                 on_result(result)

@@ -44,6 +44,9 @@ class Settings:
     migrate_on_start: bool = True
     log_level: str = "INFO"
     malloc_trim_s: float = 60.0
+    # An extension of Nova's contract: a publisher that drops may republish the same key
+    # within this many seconds and the stream carries on (0: the drop ends it, as documented).
+    reconnect_grace_s: float = 0.0
     broken_viewer_count_offset: int = 0
     broken_no_auth_routes: tuple[str, ...] = ()
     broken_skip_owner_check: bool = False
@@ -122,6 +125,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         migrate_on_start=env.get("NOVA_MIGRATE_ON_START", "1") not in ("0", "false", "no"),
         log_level=env.get("NOVA_LOG_LEVEL", d.log_level).upper(),
         malloc_trim_s=_number(env, "NOVA_MALLOC_TRIM_S", d.malloc_trim_s, errors),
+        reconnect_grace_s=_number(env, "NOVA_RECONNECT_GRACE_S", d.reconnect_grace_s, errors),
         broken_viewer_count_offset=_number(env, "NOVA_BROKEN_VIEWER_COUNT_OFFSET",
                                            d.broken_viewer_count_offset, errors),
         broken_no_auth_routes=tuple(r.strip() for r in env.get(
@@ -138,6 +142,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         errors.append("NOVA_VIEWER_COALESCE_MS must be between 1 and 100 (the contract's bound)")
     if settings.malloc_trim_s < 0:
         errors.append("NOVA_MALLOC_TRIM_S must be 0 (off) or a positive number of seconds")
+    if settings.reconnect_grace_s < 0:
+        errors.append("NOVA_RECONNECT_GRACE_S must be 0 (off) or a positive number of seconds")
     if errors:
         raise ConfigError("; ".join(errors))
     return settings

@@ -168,6 +168,11 @@ class NovaService:
         """The on_publish webhook: scheduled → active. None: the key may not publish."""
         row = await self.db.activate(rtmp_key, client_id)
         if row is None:
+            if self.settings.reconnect_grace_s > 0:
+                returned = await self.db.publisher_returned(rtmp_key, client_id)
+                if returned is not None:
+                    log.info("publisher of stream %s back within the grace", returned.id)
+                    return returned
             existing = await self.db.get_stream_by_key(rtmp_key)
             # A reconnect (or a duplicate publisher, which nginx itself refuses) of a live stream.
             return existing if existing and existing.status == "active" else None
@@ -180,6 +185,24 @@ class NovaService:
             "bitrate_kbps": row.bitrate_kbps,
         }})
         return row
+
+    async def publisher_lost(self, row: StreamRow, client_id: str) -> bool:
+        """The done webhook of the live publisher: without a reconnect grace the stream ends
+        (connection_lost); with one it ends only if no publisher took the key back within it
+        (checked in the database, so any instance may see the republish). True: ended now."""
+        if self.settings.reconnect_grace_s <= 0:
+            await self.end_stream(row, "connection_lost")
+            return True
+        if await self.db.publisher_left(row.id, client_id):
+            self.spawn(self.best_effort(
+                self._end_unless_republished(row.id, self.settings.reconnect_grace_s)))
+        return False
+
+    async def _end_unless_republished(self, stream_id: uuid.UUID, grace_s: float) -> None:
+        await asyncio.sleep(grace_s)
+        row = await self.db.get_stream(stream_id)
+        if row is not None and row.status == "active" and not row.publisher_client_id:
+            await self.end_stream(row, "connection_lost")
 
     async def end_stream(self, row: StreamRow, reason: str) -> StreamRow:
         """Any state → ended; viewers get `stream_ended` and are closed. Idempotent."""

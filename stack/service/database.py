@@ -205,6 +205,26 @@ class Database:
             )
         return StreamRow.from_record(record) if record else None
 
+    async def publisher_left(self, stream_id: uuid.UUID, client_id: str) -> bool:
+        """An active stream's live publisher went away (reconnect grace): True when it was
+        that publisher's stream."""
+        async with self.connection() as conn:
+            status = await conn.execute(
+                "UPDATE streams SET publisher_client_id = NULL WHERE id = $1 AND "
+                "status = 'active' AND coalesce(publisher_client_id, '') IN ('', $2)",
+                stream_id, client_id)
+        return str(status).endswith(" 1")
+
+    async def publisher_returned(self, rtmp_key: str, client_id: str) -> StreamRow | None:
+        """The key of an active stream whose publisher left is published again: the new
+        publisher takes it over. None when it is not such a stream."""
+        async with self.connection() as conn:
+            record = await conn.fetchrow(
+                f"UPDATE streams SET publisher_client_id = $2 WHERE rtmp_key = $1 AND "
+                f"status = 'active' AND publisher_client_id IS NULL RETURNING {_COLUMNS}",
+                rtmp_key, client_id)
+        return StreamRow.from_record(record) if record else None
+
     async def end(self, stream_id: uuid.UUID, reason: str, final_viewers: int,
                   peak_viewers: int) -> StreamRow | None:
         """Mark a not-yet-ended stream ended; None when it had already ended."""

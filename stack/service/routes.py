@@ -176,9 +176,9 @@ async def rtmp_done(request: web.Request) -> web.Response:
             return web.json_response({"status": "ignored"})
         # A refused duplicate publisher also reports done: only the live publisher ends it.
         if row.status == "active" and row.publisher_client_id in (None, "", client_id):
-            await svc.end_stream(row, "connection_lost")
             svc.metrics.broadcast_errors.labels("connection_lost").inc()
-            return web.json_response({"status": "ended"})
+            ended = await svc.publisher_lost(row, client_id)
+            return web.json_response({"status": "ended" if ended else "grace"})
     except DatabaseDown:
         raise unavailable("database") from None
     return web.json_response({"status": "ignored"})

@@ -46,9 +46,15 @@ VARS = {"kill-postgres": "{outage_s: 3}", "kill-redis": "{outage_s: 3}",
         "postgres-failover": "{promote_after_s: 1}", "restart-service": "{}"}
 
 
+# With a reconnect grace an interrupted broadcaster's stream carries on (docs/service.md);
+# test_an_interruption_without_a_grace_ends_the_stream shows the contract's default.
+GRACE = {"NOVA_RECONNECT_GRACE_S": "15"}
+
+
 @pytest.fixture(scope="module")
 def stack() -> Iterator[RunningStack]:
-    with running_stack("chaos", standby=True, latency_proxy=("postgres",)) as running:
+    with running_stack("chaos", standby=True, latency_proxy=("postgres",),
+                       service_env=GRACE) as running:
         yield running
 
 
@@ -123,11 +129,33 @@ def check_restart_service(folder: Path, fault: dict[str, Any]) -> None:
 
 
 def check_rtmp(folder: Path, fault: dict[str, Any]) -> None:
+    """Within the grace the broadcaster republished its key: the same stream is live again
+    and its viewers were never told it ended."""
     events = _events(folder)
     cut = events[events.type == "publish_interrupted"]
     assert len(cut) == 1 and fault["broadcaster_interruptions"] == 1
+    assert fault["broadcaster_reconnected"] == 1
     ended = events[(events.type == "stream_ended_seen") & (events.stream == cut.stream.iloc[0])
                    & (events.ts < fault["end"])]
+    assert ended.empty, ended
+    samples = read_table(folder, "samples")
+    retry = samples[(samples.kind == "rtmp_publish") & (samples.name == "reconnect")]
+    assert len(retry) == 1 and retry.ok.iloc[0], "the key was taken back within the grace"
+    verdict = json.loads((folder / "verdict.json").read_text())
+    statuses = {r["id"]: r["status"] for r in verdict["results"]}
+    assert statuses["broadcast-resumed"] == statuses["streams-not-ended-by-faults"] == "PASS"
+
+
+@pytest.mark.slow
+def test_an_interruption_without_a_grace_ends_the_stream(tmp_path: Path) -> None:
+    """The contract's default: the drop ends the stream (connection_lost), the republish is
+    refused, and the verdict says the stream did not come back."""
+    with running_stack("chaos-no-grace", standby=True, latency_proxy=("postgres",)) as plain:
+        code, output, folder = run(plain, scenario_file(tmp_path, "rtmp-interrupt"),
+                                   tmp_path / "results")
+    events = _events(folder)
+    cut = events[events.type == "publish_interrupted"]
+    ended = events[(events.type == "stream_ended_seen") & (events.stream == cut.stream.iloc[0])]
     # Usually all ten read `stream_ended` (connection_lost); a viewer whose socket was reset
     # as the server closed it learns the end from the refused reconnect (http_410).
     assert ended.user.nunique() == 10 and "connection_lost" in set(ended.detail)
@@ -135,6 +163,10 @@ def check_rtmp(folder: Path, fault: dict[str, Any]) -> None:
     samples = read_table(folder, "samples")
     retry = samples[(samples.kind == "rtmp_publish") & (samples.name == "reconnect")]
     assert len(retry) == 1 and not retry.ok.iloc[0], "an ended stream's key is refused"
+    verdict = json.loads((folder / "verdict.json").read_text())
+    failed = {r["id"] for r in verdict["results"] if r["status"] == "FAIL"}
+    assert code == 1, output
+    assert {"broadcast-resumed", "streams-not-ended-by-faults"} <= failed
 
 
 def check_latency(folder: Path, fault: dict[str, Any]) -> None:

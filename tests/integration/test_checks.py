@@ -176,3 +176,21 @@ def test_tls_check_against_local_endpoints(stack: RunningStack, tmp_path: Path) 
     assert bad.status == "FAIL"
     for finding in ("accepts TLS 1.0", "accepts TLS 1.1", "expires in 4 days"):
         assert finding in bad.reason, bad.reason
+
+
+def test_check_all_passes_on_a_stack_started_as_the_hint_says(tmp_path: Path) -> None:
+    """With the low limits the SKIPPED rate-limit checks' hint names, they are judged and
+    PASS, and the checks after them are not poisoned by the limits they exhausted."""
+    from harness.suites.base import LOW_LIMITS_HINT
+    from tests.support import running_stack
+
+    assert "NOVA_RATE_LIMIT_USER=100" in LOW_LIMITS_HINT
+    limits = {"NOVA_RATE_LIMIT_USER": "100", "NOVA_RATE_LIMIT_IP": "150"}
+    with running_stack("checks-limited", service_env=limits) as limited:
+        result = subprocess.run([*CLI, "check", "--suite", "all", "--run-dir",
+                                 str(limited.run_dir), "--results", str(tmp_path)],
+                                capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    checks = json.loads((next(tmp_path.iterdir()) / "checks.json").read_text())
+    statuses = {f"{c['suite']}/{c['id']}": c["status"] for c in checks}
+    assert {k for k, v in statuses.items() if v != "PASS"} == {"security/tls"}, statuses

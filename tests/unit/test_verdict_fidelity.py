@@ -141,3 +141,30 @@ def test_read_table_takes_a_string_path_as_the_readme_shows(tmp_path: Path) -> N
     assert load_run(str(folder)).manifest["run_id"] == "synthetic"
     with pytest.raises(InputError):
         read_table(str(folder), "sample")
+
+
+def _failover_results(tmp_path: Path, reconnect_ok: bool | None,
+                      interrupted: bool = True) -> dict[str, str]:
+    samples = _viewer_rows(10)
+    events: list[tuple[Any, ...]] = []
+    if interrupted:
+        events.append((START + 40, "publish_interrupted", "s1", None, 0.0, None))
+    if reconnect_ok is not None:
+        samples.append((START + 40, START + 40, "rtmp_publish", "reconnect", 2500.0,
+                        reconnect_ok, None, None, 0, "local", None, "s1"))
+    if reconnect_ok is False:
+        events.append((START + 41, "stream_ended_seen", "s1", "v0", None, "connection_lost"))
+    folder = write_run(tmp_path / "run", samples, manifest(viewers=10), events)
+    verdict = judge(load_run(folder), load_thresholds(Path("scenarios/thresholds/failover.yaml")))
+    return {r.id: r.status for r in verdict.results}
+
+
+@pytest.mark.parametrize("reconnect_ok,interrupted,resumed,not_ended", [
+    (True, True, "PASS", "PASS"), (False, True, "FAIL", "FAIL"),
+    (None, True, "FAIL", "PASS"), (None, False, "NOT_APPLICABLE", "PASS")])
+def test_an_interrupted_broadcast_must_come_back(tmp_path: Path, reconnect_ok: bool | None,
+                                                 interrupted: bool, resumed: str,
+                                                 not_ended: str) -> None:
+    found = _failover_results(tmp_path, reconnect_ok, interrupted)
+    assert (found["broadcast-resumed"], found["streams-not-ended-by-faults"]) == \
+        (resumed, not_ended)
