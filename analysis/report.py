@@ -17,7 +17,8 @@ from analysis.judge import Result, Verdict, label
 from analysis.load import RunData
 from analysis.populations import POPULATIONS
 from analysis.units import show
-from harness.record import atomic_write_json
+from harness import __version__, source_commit
+from harness.record import atomic_write_json, file_sha256
 
 
 def _value(result: Result) -> str:
@@ -58,8 +59,10 @@ def phase_line(run: RunData) -> str:
 ICONS = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "❔", "NOT_APPLICABLE": "⚪"}
 
 
-def run_facts(run: RunData) -> dict[str, Any]:
+def run_facts(run: RunData, verdict: Verdict | None = None) -> dict[str, Any]:
+    """The run block of every report: what ran, where, and what produced the verdict."""
     m = run.manifest
+    thresholds = verdict.thresholds_file if verdict else None
     return {
         "run_id": m.get("run_id"), "scenario": m.get("scenario", {}).get("name"),
         "status": m.get("status"), "profile": m.get("profile"),
@@ -69,11 +72,25 @@ def run_facts(run: RunData) -> dict[str, Any]:
         "duration_s": round(run.end_s - run.start_s, 1),
         "samples": len(run.samples), "events": len(run.events),
         "generator": m.get("validity"), "host": m.get("host", {}).get("hostname"),
+        "harness": f"{m.get('harness_version')} ({m.get('harness_commit') or 'no git commit'})",
+        "scenario_file": m.get("scenario_file"), "scenario_sha256": m.get("scenario_sha256"),
+        "thresholds_file": thresholds, "thresholds_sha256": file_sha256(thresholds),
+        "analysed_by": f"{__version__} ({source_commit() or 'no git commit'})",
     }
 
 
+def provenance_line(facts: dict[str, Any]) -> str:
+    """One line saying what produced the report, for summary.md."""
+    def short(sha: object) -> str:
+        return str(sha)[:12] if sha else "n/a"
+    return (f"harness {facts['harness']} on host {facts['host']}, profile {facts['profile']}; "
+            f"scenario {facts['scenario_file']} (sha256 {short(facts['scenario_sha256'])}); "
+            f"thresholds {facts['thresholds_file']} (sha256 "
+            f"{short(facts['thresholds_sha256'])}); analysed by {facts['analysed_by']}")
+
+
 def write_verdict_json(run: RunData, verdict: Verdict, path: Path) -> Path:
-    atomic_write_json(path, {**verdict.to_json(), "run": run_facts(run),
+    atomic_write_json(path, {**verdict.to_json(), "run": run_facts(run, verdict),
                              "faults": faults.summary_json(run),
                              "consistency": {
                                  "viewer_counts": [asdict(f) for f in
@@ -115,10 +132,11 @@ def soak_lines(run: RunData) -> list[str]:
 
 
 def write_summary(run: RunData, verdict: Verdict, path: Path) -> Path:
-    facts = run_facts(run)
+    facts = run_facts(run, verdict)
     lines = [f"## Nova harness: **{verdict.status}** — {facts['scenario']} ({facts['run_id']})",
              "", f"{facts['planned_viewers']} viewers on {facts['streams']} streams, "
-             f"{facts['duration_s']} s, target {facts['target']}", "", phase_line(run), ""]
+             f"{facts['duration_s']} s, target {facts['target']}", "", provenance_line(facts),
+             "", phase_line(run), ""]
     for problem in verdict.validity:
         lines.append(f"- ⚠ invalid run: {problem}")
     for note in verdict.notes:
@@ -166,7 +184,7 @@ h1 span{font-weight:bold}"""
 
 def write_html(run: RunData, verdict: Verdict, charts: list[Path], path: Path) -> Path:
     esc = html.escape
-    facts = run_facts(run)
+    facts = run_facts(run, verdict)
     rows = "".join(
         f"<tr><td class='{r.status}'>{label(r.status)}</td><td>{esc(r.id)}<br><small>"
         f"{r.severity}</small></td><td>{esc(r.checklist)}</td><td>{esc(_value(r))}</td>"

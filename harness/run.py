@@ -25,7 +25,7 @@ import psutil
 import pyarrow as pa
 from locust.env import Environment
 
-from harness import __version__, allocator, memtrace
+from harness import __version__, allocator, memtrace, source_commit
 from harness.audit import StreamAudit
 from harness.chaos import ChaosRunner, Occurrence, check_experiments, describe, plan
 from harness.errors import HarnessError, InputError, TargetUnreachable
@@ -36,7 +36,7 @@ from harness.livestats import LiveStats
 from harness.login import login_tokens, read_credentials
 from harness.monitor import MetricsScraper, ProcessSelection, ResourceSampler, local_stack_roles
 from harness.promql import PrometheusSource
-from harness.record import Recorder, atomic_write_json, writer_identity
+from harness.record import Recorder, atomic_write_json, file_sha256, writer_identity
 from harness.redact import redact_credentials
 from harness.resume import Resume, segment_phases
 from harness.scenario import load_scenario
@@ -127,6 +127,7 @@ class Run:
         self.stop_reason = "completed"
         self.started_stack = False
         self.stack_identity: dict[str, Any] | None = None
+        self.harness_commit = source_commit()  # once: the manifest is rewritten often
         self.stages: list[dict[str, Any]] = []
         self.worker_procs: list[subprocess.Popen[bytes]] = []
         self.endpoints_public: dict[str, str] = {}
@@ -177,6 +178,8 @@ class Run:
             "writer": writer_identity(),
             "stack_started_by_run": self.stack_identity if self.started_stack else None,
             "harness_version": __version__,
+            "harness_commit": self.harness_commit,
+            "scenario_sha256": file_sha256(self.options.scenario_path),
             "scenario_file": str(self.options.scenario_path),
             "scenario": redact_credentials(s.model_dump(mode="json")),
             "overrides": redact_credentials({k: str(v) for k, v in

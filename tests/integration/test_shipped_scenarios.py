@@ -6,13 +6,16 @@ creates and deletes streams); the rest run under `make test-all` (marker `slow`)
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from analysis.load import read_table
 from tests.integration.test_run import CLI, ROOT
+from tests.support import new_run_dir
 
 # Fault scenarios hold long enough for their experiment at 35-40 s and its recovery.
 SHORTENED = {
@@ -39,6 +42,17 @@ def test_every_shipped_scenario_is_listed() -> None:
     assert shipped == set(SHORTENED) | NOT_HERE
 
 
+@pytest.fixture
+def own_stack_dir() -> Iterator[Path]:
+    """A stack of the scenario's own making (its `stack:` block: a standby, service
+    settings); stopped and removed after it."""
+    run_dir = new_run_dir("shipped")
+    yield run_dir
+    subprocess.run([*CLI, "stack", "down", "--run-dir", str(run_dir)], capture_output=True,
+                   timeout=60)
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def _run(name: str, stack_dir: Path, results: Path) -> tuple[int, str, Path]:
     result = subprocess.run(
         [*CLI, "run", str(ROOT / "scenarios" / f"{name}.yaml"), "--run-dir", str(stack_dir),
@@ -51,9 +65,9 @@ def _run(name: str, stack_dir: Path, results: Path) -> tuple[int, str, Path]:
 @pytest.mark.parametrize("name", [
     pytest.param(name, marks=() if name in DEFAULT_SUITE else pytest.mark.slow)
     for name in sorted(SHORTENED)])
-def test_shipped_scenario_passes_on_a_healthy_stack(name: str, stack_dir: Path,
+def test_shipped_scenario_passes_on_a_healthy_stack(name: str, own_stack_dir: Path,
                                                     tmp_path: Path) -> None:
-    code, output, folder = _run(name, stack_dir, tmp_path / "results")
+    code, output, folder = _run(name, own_stack_dir, tmp_path / "results")
     verdict = json.loads((folder / "verdict.json").read_text())
     not_passed = [(r["id"], r["status"], r["reason"]) for r in verdict["results"]
                   if r["status"] not in ("PASS", "NOT_APPLICABLE")]

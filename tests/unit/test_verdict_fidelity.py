@@ -131,6 +131,13 @@ def test_each_result_says_how_much_of_the_run_it_judged(tmp_path: Path) -> None:
     summary = (folder / "summary.md").read_text()
     assert "90 of 100 s (90 %)" in summary
     assert "e+0" not in summary
+    # What produced it: the threshold file and its hash, the harness that analysed it.
+    import hashlib
+    import json
+    digest = hashlib.sha256((tmp_path / "t.yaml").read_bytes()).hexdigest()
+    facts = json.loads((folder / "verdict.json").read_text())["run"]
+    assert facts["thresholds_sha256"] == digest and f"(sha256 {digest[:12]})" in summary
+    assert "analysed by 0.1.0" in summary
 
 
 def test_read_table_takes_a_string_path_as_the_readme_shows(tmp_path: Path) -> None:
