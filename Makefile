@@ -1,7 +1,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test unit integration lint demo clean
+.PHONY: setup test test-all unit integration lint demo clean
 
 setup:
 	@bash scripts/setup
@@ -10,6 +10,13 @@ test: setup
 	$(BIN)/ruff check harness analysis stack tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q --durations=25
+
+# Everything, the slow tier too (every shipped scenario against a healthy stack, the chaos
+# cases the default suite leaves out).
+test-all: setup
+	$(BIN)/ruff check harness analysis stack tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest -q --durations=25 -m "slow or not slow"
 
 unit: setup
 	$(BIN)/pytest -q tests/unit
