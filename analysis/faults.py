@@ -104,24 +104,26 @@ def load_end(run: RunData) -> float:
     return run.end_s
 
 
-def _limits(baseline: tuple[float, float]) -> tuple[float, float]:
-    """The error ratio and p95 (ms) a window may have and still count as back to baseline."""
+def _limits(baseline: tuple[float, float], slack: float) -> tuple[float, float]:
+    """The error ratio and p95 (ms) a window may have and still count as back to baseline
+    (`slack`: points of error ratio above the baseline's tolerated)."""
     base_error, base_p95 = baseline
-    error_limit = max(0.0 if math.isnan(base_error) else base_error, 0.0) + ERROR_SLACK
+    error_limit = max(0.0 if math.isnan(base_error) else base_error, 0.0) + slack
     p95_limit = math.inf if math.isnan(base_p95) else max(base_p95 * P95_FACTOR,
                                                           base_p95 + P95_SLACK_MS)
     return error_limit, p95_limit
 
 
 def _sustained_from(traffic: pd.DataFrame, t: float, until: float,
-                    baseline: tuple[float, float], check_p95: bool) -> float | None:
+                    baseline: tuple[float, float], check_p95: bool,
+                    slack: float = ERROR_SLACK) -> float | None:
     """The first success at or after `t` from which SUSTAINED_S of traffic keeps errors (and,
     with `check_p95`, p95) at the baseline; None before `until`. `traffic` is sorted by ts.
     Scanned in STEP_S steps, then refined to the exact success within the last step."""
     ts = traffic.ts.to_numpy(dtype=np.float64)
     ok = traffic.ok.to_numpy(dtype=bool)
     latency_ms = traffic.latency_ms.to_numpy(dtype=np.float64)
-    error_limit, p95_limit = _limits(baseline)
+    error_limit, p95_limit = _limits(baseline, slack)
 
     def at_baseline(begin: float) -> bool:
         lo, hi = np.searchsorted(ts, [begin, begin + SUSTAINED_S])
@@ -149,15 +151,17 @@ def outage(traffic: pd.DataFrame, ends_s: pd.Series, start: float, end: float, u
            baseline: tuple[float, float]) -> tuple[float | None, float | None]:
     """The outage users saw: (its first failure, its end) in epoch s. The first failure is
     the first failed operation in progress at or after the injection and before the fault
-    window's end (clamped to the injection); its end the first success that begins a
-    sustained run at the baseline's error ratio. (None, None): nothing failed; (t, None):
-    the failures never stopped before `until`."""
+    window's end (clamped to the injection); its end the first success that begins
+    SUSTAINED_S of traffic at (not above) the baseline's error ratio. (None, None): nothing
+    failed; (t, None): the failures never stopped before `until`."""
     failed = _overlapping(traffic, ends_s, start, end)
     failed = failed[~failed.ok]
     if failed.empty:
         return None, None
     first = max(start, float(failed.ts.min()))
-    return first, _sustained_from(traffic, first, until, baseline, check_p95=False)
+    # No slack: the outage lasts while failures go on above the baseline's own rate (a 10 s
+    # window holding its last second of failures would pass a 1-point slack).
+    return first, _sustained_from(traffic, first, until, baseline, check_p95=False, slack=0.0)
 
 
 def recovered_at(traffic: pd.DataFrame, start: float, outage_end: float | None,
