@@ -11,6 +11,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+import pandas as pd
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -59,33 +60,60 @@ def _shade_phases(ax: Axes, run: RunData) -> None:
 
 
 def _legend(ax: Axes) -> None:
+    """The legend beside the panel, never over the data."""
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=False))
-    ax.legend(unique.values(), unique.keys(), fontsize=8, loc="upper right")
+    ax.legend(unique.values(), unique.keys(), fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
+# Percentile lines keep their own colours: a limit drawn in a status colour (green, red) must
+# never be mistaken for one of them.
+PERCENTILE_STYLES = (("p50", ":", "#1f77b4"), ("p95", "-", "#ff7f0e"), ("p99", "--", "#7b1fa2"))
+
+
+def _percentiles(ax: Axes, frame: pd.DataFrame, x_scale: float = 1.0, prefix: str = "") -> None:
+    """p50/p95/p99 per window of `frame` (latency_series) as steps over each window."""
+    if frame.empty:
+        return
+    for column, style, colour in PERCENTILE_STYLES:
+        ax.step(frame.t_s / x_scale, frame[column], style, where="post", color=colour,
+                label=f"{prefix}{column}")
 
 
 def scorecard(verdict: Verdict, path: Path) -> Path:
     """One bar per threshold: observed as a share of its limit, coloured by result; lines
     without evidence (NOT APPLICABLE, INCONCLUSIVE) get no bar, only their word."""
     results = verdict.results
-    fig, ax = plt.subplots(figsize=(12, 0.55 * len(results) + 1.6))
+    fig, ax = plt.subplots(figsize=(13, 0.7 * len(results) + 1.6))
     for row, result in enumerate(results):
         share = _share_of_limit(result)
-        if share is not None:
-            ax.barh(row, share, color=STATUS_COLOURS[result.status], alpha=0.9)
+        if share is not None:  # a zero (no errors, == 0) still shows its colour
+            ax.barh(row, max(share, 0.02), color=STATUS_COLOURS[result.status], alpha=0.9)
         text = f"{label(result.status)}  {result.show(result.observed)} {result.comparator} " \
                f"{result.show(result.limit)}"
         ax.text(min(share or 0, 1.9) + 0.02, row, text, va="center", fontsize=8,
                 color="black" if share is not None else "#616161")
     ax.axvline(1.0, color="black", linestyle="--", linewidth=1, label="limit")
-    ax.set_yticks(range(len(results)),
-                  [f"{r.id}\n{textwrap.shorten(r.checklist, 70)}" for r in results], fontsize=7)
+    ax.set_yticks(range(len(results)), [_row_label(r) for r in results], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(0, 2.6)
     ax.set_xlabel("observed / limit (the dashed line is the limit)")
     ax.set_title(f"Verdict: {verdict.status}", color=STATUS_COLOURS[verdict.status],
                  fontweight="bold")
     return _save(fig, path)
+
+
+def _secs(value: float | None) -> str:
+    return "never ended" if value is None else f"{value:.1f} s"
+
+
+def _row_label(result: Result) -> str:
+    """The threshold's id over its checklist line, wrapped to two lines of 60 characters so
+    the axis keeps room for every label."""
+    lines = textwrap.wrap(result.checklist, 60)
+    shown = lines[:1] + ([textwrap.shorten(" ".join(lines[1:]), 60)] if len(lines) > 1 else [])
+    return "\n".join([result.id, *shown])
 
 
 def _share_of_limit(result: Result) -> float | None:
@@ -102,15 +130,12 @@ def latency(run: RunData, verdict: Verdict, path: Path) -> Path:
     """p50/p95/p99 over time for API, push and round-trip latency, with their limits."""
     series = [("http", None, "API requests"), ("ws_event", None, "WebSocket push"),
               ("ws_rtt", None, "WebSocket round trip")]
-    fig, axes = plt.subplots(len(series), 1, figsize=(10, 8), sharex=True)
+    fig, axes = plt.subplots(len(series), 1, figsize=(13, 8), sharex=True)
     for ax, (kind, name, title) in zip(axes, series, strict=True):
-        frame = latency_series(run, kind, 10.0, name)
-        for column, style in (("p50", ":"), ("p95", "-"), ("p99", "--")):
-            if not frame.empty:
-                ax.plot(frame.t_s, frame[column], style, label=column)
+        _percentiles(ax, latency_series(run, kind, 10.0, name))
         limits = [r for r in verdict.results if r.unit == "ms" and r.kind == kind]
         for style, result in zip(LIMIT_STYLES * 3, limits, strict=False):
-            ax.axhline(result.limit, color=STATUS_COLOURS[result.status], linewidth=1.2,
+            ax.axhline(result.limit, color=STATUS_COLOURS[result.status], linewidth=1.8,
                        linestyle=style, label=f"limit {result.id} {result.limit:g} ms "
                        f"({label(result.status)})")
         _shade_phases(ax, run)
@@ -125,7 +150,7 @@ def latency(run: RunData, verdict: Verdict, path: Path) -> Path:
 
 def throughput(run: RunData, path: Path) -> Path:
     """Requests and events per second, and errors per second."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(13, 6), sharex=True)
     samples = run.samples
     t = (samples.ts - run.start_s).astype(int)
     for kind, name in (("http", "API requests/s"), ("ws_event", "WebSocket events/s")):
@@ -146,7 +171,7 @@ def throughput(run: RunData, path: Path) -> Path:
 
 def viewers(run: RunData, path: Path) -> Path:
     """Viewer channel health: connected vs planned with drops and reconnects, push latency."""
-    fig, (count, push) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    fig, (count, push) = plt.subplots(2, 1, figsize=(13, 6), sharex=True)
     series = connected_series(run)
     if not series.empty:
         count.step(series.t_s, series.connected, where="post", label="connected")
@@ -161,10 +186,7 @@ def viewers(run: RunData, path: Path) -> Path:
                        label=kind.replace("_", " "))
     count.set_title("Viewer channel: open sockets")
     count.set_ylabel("viewers")
-    frame = latency_series(run, "ws_event", 10.0)
-    for column, style in (("p50", ":"), ("p95", "-"), ("p99", "--")):
-        if not frame.empty:
-            push.plot(frame.t_s, frame[column], style, label=f"push {column}")
+    _percentiles(push, latency_series(run, "ws_event", 10.0), prefix="push ")
     push.set_title("Push latency (receive time - server timestamp)")
     push.set_ylabel("latency (ms)")
     push.set_xlabel("time since start (s)")
@@ -197,7 +219,7 @@ def _limit_line(ax: Axes, verdict: Verdict, metric: str, scale: float = 1.0,
 def resources(run: RunData, verdict: Verdict, path: Path) -> Path:
     """CPU per role as a share of the target host's cores and RSS per role, the target's
     total, their threshold lines; the host's disk busy time."""
-    fig, (cpu, mem, disk) = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
+    fig, (cpu, mem, disk) = plt.subplots(3, 1, figsize=(13, 8), sharex=True)
     shares = role_shares(run)
     shares = shares.assign(t_s=shares.second - run.start_s)
     memory_mib = float(target_host(run).get("memory_bytes") or 0) / 2**20
@@ -240,7 +262,7 @@ def consistency(run: RunData, path: Path) -> Path:
     events = run.events
     streams = list(dict.fromkeys(events[events.type == "stream_created"].stream))
     shown = streams[:MAX_STREAM_PANELS] or [""]
-    fig, axes = plt.subplots(len(shown), 1, figsize=(10, 2.2 * len(shown) + 0.8), sharex=True,
+    fig, axes = plt.subplots(len(shown), 1, figsize=(13, 2.2 * len(shown) + 0.8), sharex=True,
                              squeeze=False)
     readings = consistency_figures.reported_counts(run, judged_only=False)
     for ax, stream in zip(axes[:, 0], shown, strict=True):
@@ -266,7 +288,7 @@ def broadcasters(run: RunData, path: Path) -> Path:
     """Per stream: publish start, active, stop."""
     events = run.events
     streams = list(dict.fromkeys(events[events.type == "stream_created"].stream))
-    fig, ax = plt.subplots(figsize=(10, 0.5 * max(len(streams), 1) + 1.5))
+    fig, ax = plt.subplots(figsize=(13, 0.5 * max(len(streams), 1) + 1.5))
     marks = {"publish_started": ("o", AMBER), "stream_active_api": ("s", GREEN),
              "publish_failed": ("x", RED), "publish_stopped": ("|", GREY)}
     for row, stream in enumerate(streams):
@@ -290,14 +312,16 @@ def broadcasters(run: RunData, path: Path) -> Path:
 def faults(run: RunData, path: Path) -> Path:
     """Around the fault windows: p95 and error ratio of the request traffic per second, open
     viewer sockets, and where each fault counted as recovered."""
-    fig, (lat, err, count) = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
+    fig, (lat, err, count) = plt.subplots(3, 1, figsize=(13, 8), sharex=True)
     traffic = run.samples[run.samples.kind.isin(fault_figures.TRAFFIC_KINDS)]
     second = (traffic.ts - run.start_s).astype(int)
     ok = traffic[traffic.ok]
     p95 = ok.latency_ms.groupby(second[traffic.ok]).quantile(0.95)
-    lat.plot(p95.index, p95.to_numpy(), label="p95 (API, connects, round trips)")
+    # Per-second figures as steps: a line between second 40's point and 41's would show
+    # errors rising before the fault did.
+    lat.step(p95.index, p95.to_numpy(), where="post", label="p95 (API, connects, round trips)")
     error = (~traffic.ok).groupby(second).mean()
-    err.plot(error.index, error.to_numpy(), color=RED, label="error ratio")
+    err.step(error.index, error.to_numpy(), where="post", color=RED, label="error ratio")
     series = connected_series(run)
     if not series.empty:
         count.step(series.t_s, series.connected, where="post", label="viewers connected")
@@ -307,7 +331,8 @@ def faults(run: RunData, path: Path) -> Path:
                 outage_end = figure.outage_started_at + figure.outage_s \
                     if figure.outage_s is not None else run.end_s
                 ax.axvspan(figure.outage_started_at - run.start_s, outage_end - run.start_s,
-                           color=RED, alpha=0.25, label="outage seen by users")
+                           facecolor="none", edgecolor=RED, hatch="//", linewidth=0,
+                           label=f"outage seen by users ({_secs(figure.outage_s)})")
             if figure.recovered_at is not None:
                 ax.axvline(figure.recovered_at - run.start_s, color=GREEN, linestyle="--",
                            label=f"recovered ({figure.recovery_s:.1f} s after injection)")
@@ -336,7 +361,7 @@ def _shade_cycles(ax: Axes, run: RunData) -> None:
 def soak(run: RunData, path: Path) -> Path:
     """Memory per role with its fitted trend, the round trip's percentiles per bucket, the
     connect/disconnect cycles shaded."""
-    fig, (mem, harness, lat) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    fig, (mem, harness, lat) = plt.subplots(3, 1, figsize=(13, 9), sharex=True)
     found = {t.name: t for t in trend_figures.memory_trends(run)}
     memory = role_memory(run.resources, (*TARGET_ROLES, "harness"))
     for role, group in memory.groupby("role"):
@@ -348,10 +373,7 @@ def soak(run: RunData, path: Path) -> Path:
         if fitted is not None:
             _trend_line(ax, run, fitted, line.get_color())
     width = trend_figures.bucket_s(run)
-    frame = latency_series(run, "ws_rtt", width)
-    for column, style in (("p50", ":"), ("p95", "-"), ("p99", "--")):
-        if not frame.empty:
-            lat.plot(frame.t_s / 60, frame[column], style, label=f"round trip {column}")
+    _percentiles(lat, latency_series(run, "ws_rtt", width), x_scale=60, prefix="round trip ")
     mem.set_title("Soak: target memory per role, with Theil-Sen trend (dashed) and its band")
     mem.set_ylabel("MiB (summed anon PSS, PSS or RSS)")
     harness.set_title("The load generator's own memory")
