@@ -51,7 +51,7 @@ def test_latency_limits_are_named_and_unlike_the_percentiles(tmp_path: Path,
     run, verdict = _run(tmp_path)
     charts.latency(run, verdict, tmp_path / "latency.png")
     api = drawn[0].axes[0]
-    lines = {line.get_label(): line for line in api.get_lines()}
+    lines = {str(line.get_label()): line for line in api.get_lines()}
     limits = [label for label in lines if label.startswith("limit ")]
     assert sorted(limits) == ["limit list-p95 500 ms (PASS)", "limit list-p99 100 ms (PASS)"]
     # Two limits of the same status differ in style; no percentile shares a limit's colour.
