@@ -127,22 +127,17 @@ def judge_one(run: RunData, threshold: Threshold) -> Result:
             "aggregation": measure, "kind": _filtered_kind(threshold),
             "population": threshold.population, "run_s": round(run.end_s - run.start_s, 1)}
     if threshold.population:
-        members = population(run, threshold.population)
-        base["population_n"] = members.size
-        if members.size == 0:
-            status = "INCONCLUSIVE" if members.planned else "NOT_APPLICABLE"
-            why = (f"no {members.description}, though the scenario planned some"
-                   if members.planned else f"no {members.description} in this run: "
-                   "nothing to judge")
-            return Result(**base, status=status, observed=None, low=None, high=None, n=0,
-                          reason=f"{why} → {label(status)}")
+        empty = _empty_population(run, threshold.population, base)
+        if empty is not None:
+            return empty
     if threshold.source == "derived":
         estimate = derived(run, str(threshold.metric))
         frame = None
     else:
-        base["judged_s"] = round(included_seconds(run, threshold.exclude_phases), 1)
+        judged_s = included_seconds(run, threshold.exclude_phases)
+        base["judged_s"] = round(judged_s, 1)
         frame = select(run, threshold)
-        estimate = aggregate(frame, threshold, included_seconds(run, threshold.exclude_phases))
+        estimate = aggregate(frame, threshold, judged_s)
     observed = None if math.isnan(estimate.value) else estimate.value
     if estimate.unjudgeable:
         return Result(**base, status="INCONCLUSIVE", observed=observed, low=estimate.low,
@@ -161,6 +156,20 @@ def judge_one(run: RunData, threshold: Threshold) -> Result:
     if threshold.scope == "windows" and frame is not None:
         result = _judge_windows(run, threshold, frame, result)
     return result
+
+
+def _empty_population(run: RunData, name: str, base: dict[str, Any]) -> Result | None:
+    """NOT_APPLICABLE (INCONCLUSIVE when the scenario planned members) for a threshold whose
+    population the run did not have; None when it had members (their count goes in `base`)."""
+    members = population(run, name)
+    base["population_n"] = members.size
+    if members.size:
+        return None
+    status = "INCONCLUSIVE" if members.planned else "NOT_APPLICABLE"
+    why = (f"no {members.description}, though the scenario planned some" if members.planned
+           else f"no {members.description} in this run: nothing to judge")
+    return Result(**base, status=status, observed=None, low=None, high=None, n=0,
+                  reason=f"{why} → {label(status)}")
 
 
 def _reason(result: Result, threshold: Threshold, observed: float, ok: bool) -> str:
