@@ -382,7 +382,7 @@ def describe(figure: FaultFigures) -> str:
             f"broadcasters cut {figure.broadcaster_interruptions}"
             f", republished {figure.broadcaster_reconnected}; writes acknowledged before the "
             f"window ended {figure.writes_acked_before} (of {figure.writes_acked_run} in the "
-            f"run, all read back after it), lost {figure.writes_lost}")
+            f"run, read back after it), lost {figure.writes_lost}")
 
 
 def _ms(value: float) -> str:
