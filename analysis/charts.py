@@ -34,6 +34,7 @@ from analysis.metrics import (
     target_host,
 )
 from analysis.trends import Trend
+from analysis.units import MIB, number, show
 
 GREEN, RED, GREY, AMBER = "#2e7d32", "#c62828", "#9e9e9e", "#f9a825"
 STATUS_COLOURS = {"PASS": GREEN, "FAIL": RED, "INCONCLUSIVE": GREY, "NOT_APPLICABLE": "#cfd8dc"}
@@ -102,6 +103,13 @@ def scorecard(verdict: Verdict, path: Path) -> Path:
     ax.set_title(f"Verdict: {verdict.status}", color=STATUS_COLOURS[verdict.status],
                  fontweight="bold")
     return _save(fig, path)
+
+
+def _amount(value: float, unit: str) -> str:
+    """A limit as a label: "16.5 GiB", "60 %" (never "1.687e+04 MiB")."""
+    if unit.strip() == "MiB":
+        return show(value * MIB, "bytes")
+    return f"{number(value)}{unit}"
 
 
 def _secs(value: float | None) -> str:
@@ -205,13 +213,13 @@ def _limit_line(ax: Axes, verdict: Verdict, metric: str, scale: float = 1.0,
         if metric not in (result.aggregation, result.id):
             continue
         limit = result.limit * scale
-        text = f"{result.id} limit {limit:.4g}{unit} ({label(result.status)})"
+        text = f"{result.id} limit {_amount(limit, unit)} ({label(result.status)})"
         if limit <= 3 * top:
             ax.axhline(limit, color=STATUS_COLOURS[result.status], linestyle="--", label=text)
         else:  # drawn to scale it would flatten the data: say so on the chart itself
             ax.plot([], [], linestyle="--", color=STATUS_COLOURS[result.status],
                     label=f"{text}, far above the chart")
-            ax.annotate(f"↑ limit {limit:.4g}{unit}", xy=(0.01, 0.97),
+            ax.annotate(f"↑ limit {_amount(limit, unit)}", xy=(0.01, 0.97),
                         xycoords="axes fraction", va="top", fontsize=8,
                         color=STATUS_COLOURS[result.status])
 
@@ -351,8 +359,8 @@ def _shade_cycles(ax: Axes, run: RunData) -> None:
     events = run.events
     starts = events[events.type == "cycle_started"]
     ends = events[events.type == "cycle_disconnected"]
-    for number, start in zip(starts.value, starts.ts, strict=True):
-        end = ends[ends.value == number].ts
+    for cycle, start in zip(starts.value, starts.ts, strict=True):
+        end = ends[ends.value == cycle].ts
         stop = float(end.iloc[0]) if not end.empty else run.end_s
         ax.axvspan((start - run.start_s) / 60, (stop - run.start_s) / 60, color=AMBER,
                    alpha=0.15, label="extra viewers connected")
