@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -324,7 +324,13 @@ def derived(run: RunData, name: str) -> Estimate:
                         sum(t.n for t in target), too_short(target))
     if name == "cycle_memory_returned_ratio":
         found = cycles(run)
-        return ratio(sum(c.returned for c in found), len(found))
+        estimate = ratio(sum(c.returned for c in found), len(found))
+        started = int((run.events.type == "cycle_started").sum())
+        if found or not started:
+            return estimate
+        return replace(estimate, unjudgeable=f"{started} cycle(s) started, none reached the "
+                       "end of its idle time with memory samples before and after it (a run "
+                       "killed or ended inside a cycle)")
     if name == "ws_rtt_drift_share":
         found_trend = latency_trend(run)
         if found_trend is None:

@@ -120,6 +120,11 @@ def test_cycles_return_or_not(tmp_path: Path) -> None:
         return (100 + 15 * sum(1 for n in range(1, 4) if t >= 300 * n + 100)) * MIB
     leaky = run_with(tmp_path / "leak", resources("api", leaking), cycle_events(3))
     assert derived(leaky, "cycle_memory_returned_ratio").value == 0.0
+    # Killed inside its first cycle: the line says so, it is not a bare "no data".
+    started_only = [row for row in cycle_events(1) if row[1] == "cycle_started"]
+    killed = run_with(tmp_path / "killed", resources("api", lambda t: 100 * MIB), started_only)
+    reason = derived(killed, "cycle_memory_returned_ratio").unjudgeable
+    assert reason is not None and "1 cycle(s) started, none reached the end" in reason
 
 
 def test_harness_slope_and_database_limit(tmp_path: Path) -> None:
