@@ -210,3 +210,11 @@ def test_an_unreachable_target_leaves_no_results(tmp_path: Path) -> None:
     assert "target unreachable: GET http://127.0.0.1:9/health" in result.stderr
     assert "hint:" in result.stderr
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_validate_speaks_in_singular_and_plural(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "name: x\nstreams: {count: 1}\nviewers: {per_stream: 1}\n")
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "(1 viewer, 1 stream," in out
