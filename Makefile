@@ -7,14 +7,14 @@ setup:
 	@bash scripts/setup
 
 test: setup
-	$(BIN)/ruff check harness analysis stack tests bench
+	$(BIN)/ruff check records harness analysis stack tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q --durations=25
 
 # Everything, the slow tier too (every shipped scenario against a healthy stack, the chaos
 # cases the default suite leaves out).
 test-all: setup
-	$(BIN)/ruff check harness analysis stack tests bench
+	$(BIN)/ruff check records harness analysis stack tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q --durations=25 -m "slow or not slow"
 
@@ -25,7 +25,7 @@ integration: setup
 	$(BIN)/pytest -q tests/integration tests/e2e
 
 lint: setup
-	$(BIN)/ruff check harness analysis stack tests bench
+	$(BIN)/ruff check records harness analysis stack tests bench
 	$(BIN)/mypy
 
 demo: setup

@@ -14,9 +14,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.errors import InputError
-from harness.record import effective_status, table_files
-from harness.schema import READING_KINDS, TABLES
+from records.errors import InputError
+from records.recorder import effective_status, table_files
+from records.schema import READING_KINDS, TABLES
 
 
 def read_table(results_dir: Path | str, name: str) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from analysis.memory import memory_by_second
 from analysis.stats import Estimate, percentile, ratio
 from analysis.trends import TREND_METRICS
 from analysis.trends import derived as trend_derived
-from harness.schema import CYCLE_USER_PREFIX
+from records.schema import CYCLE_USER_PREFIX
 
 
 def included_seconds(run: RunData, exclude: Sequence[str]) -> float:

@@ -17,8 +17,8 @@ from analysis.judge import Result, Verdict, label
 from analysis.load import RunData
 from analysis.populations import POPULATIONS
 from analysis.units import show
-from harness import __version__, source_commit
-from harness.record import atomic_write_json, file_sha256
+from records.provenance import HARNESS_VERSION, source_commit
+from records.recorder import atomic_write_json, file_sha256
 
 
 def _value(result: Result) -> str:
@@ -75,7 +75,7 @@ def run_facts(run: RunData, verdict: Verdict | None = None) -> dict[str, Any]:
         "harness": f"{m.get('harness_version')} ({m.get('harness_commit') or 'no git commit'})",
         "scenario_file": m.get("scenario_file"), "scenario_sha256": m.get("scenario_sha256"),
         "thresholds_file": thresholds, "thresholds_sha256": file_sha256(thresholds),
-        "analysed_by": f"{__version__} ({source_commit() or 'no git commit'})",
+        "analysed_by": f"{HARNESS_VERSION} ({source_commit() or 'no git commit'})",
     }
 
 

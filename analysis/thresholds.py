@@ -15,9 +15,9 @@ from analysis.consistency import CONSISTENCY_METRICS
 from analysis.faults import FAULT_METRICS
 from analysis.populations import POPULATIONS
 from analysis.trends import TREND_METRICS
-from harness.errors import InputError
-from harness.schema import EVENT_TYPES, SAMPLE_KINDS, TABLES
-from harness.yamlio import build, read_yaml, yaml_lines
+from records.errors import InputError
+from records.schema import EVENT_TYPES, SAMPLE_KINDS, TABLES
+from records.yamlio import build, read_yaml, yaml_lines
 
 AGGREGATIONS = ("p50", "p90", "p95", "p99", "p999", "max", "min", "mean", "count", "rate",
                 "success_ratio", "error_ratio", "slope")

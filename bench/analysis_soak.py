@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis.analyze import analyze
-from harness.record import atomic_write_json
-from harness.schema import TABLES
+from records.recorder import atomic_write_json
+from records.schema import TABLES
 
 START = 1_800_000_000.0
 HOURS = 4

@@ -46,7 +46,7 @@ def anonymous_bytes() -> int:
 
 
 def fake_row(table: str, i: int, now: float) -> Sequence[Any]:
-    """A row shaped like the Recorder's for `table` (harness/schema.py)."""
+    """A row shaped like the Recorder's for `table` (records/schema.py)."""
     if table == "samples":
         return (now, now, "ws_event", "viewer_count_changed", 1.5 + i % 7, True, None, None,
                 150, "local", f"viewer-{i % 250}", f"stream-{i % 5}")
@@ -60,8 +60,8 @@ def fake_row(table: str, i: int, now: float) -> Sequence[Any]:
 
 
 def write_forever(folder: Path, speedup: float, stop: threading.Event) -> None:
-    from harness.record import TableWriter
-    from harness.schema import TABLES
+    from records.recorder import TableWriter
+    from records.schema import TABLES
 
     writers = {name: TableWriter(folder / name, TABLES[name]) for name in ROWS_PER_FLUSH}
     rng = random.Random(7)

@@ -1,6 +1,6 @@
 """What compacting result parts does to the generator's RSS: ten minutes of a 250-viewer run's
 samples (~300 parts of 300 rows) written by a TableWriter, then compacted — in this process
-(as before) or by `python -m harness.compactor` (as a run does now) — for a few rounds, side by
+(as before) or by `python -m records.compactor` (as a run does now) — for a few rounds, side by
 side in one run, each in a fresh interpreter so neither inherits the other's heap.
 
     .venv/bin/python bench/compaction_memory.py [--rounds 4] [--parts 300] [--rows 300]
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import psutil
 
-from harness.record import TableWriter, compact
-from harness.schema import TABLES
+from records.recorder import TableWriter, compact
+from records.schema import TABLES
 
 
 def one_mode(mode: str, rounds: int, parts: int, rows: int) -> None:
@@ -39,7 +39,7 @@ def one_mode(mode: str, rounds: int, parts: int, rows: int) -> None:
         if mode == "in-process":
             compact(folder)
         else:
-            subprocess.run([sys.executable, "-m", "harness.compactor", str(folder),
+            subprocess.run([sys.executable, "-m", "records.compactor", str(folder),
                             str(writer.next_part - 1)], check=True)
         after.append(proc.memory_info().rss / 1e6)
     steps = ", ".join(f"{mb:.1f}" for mb in after)

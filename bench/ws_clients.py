@@ -149,9 +149,9 @@ def client(variant: str, record: bool, viewers: int, seconds: float, port: int,
     from locust.env import Environment
 
     from harness.profile import load_profile
-    from harness.record import Recorder
     from harness.run import user_classes
     from harness.users.context import RunPlan, StreamPlan, UserContext
+    from records.recorder import Recorder
 
     class CountingSink:
         def __init__(self, recorder: Recorder | None) -> None:

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import HarnessError, InputError
 from harness.logfiles import rotated
+from records.errors import HarnessError, InputError
 
 CLIP_CACHE = Path(os.environ.get("NOVA_CLIP_CACHE", Path.home() / ".cache" / "nova-harness"))
 

@@ -23,10 +23,10 @@ from typing import Any
 
 import gevent
 
-from harness.errors import InputError
-from harness.record import atomic_write_json
 from harness.scenario import ChaosEntry
 from harness.users.context import UserContext
+from records.errors import InputError
+from records.recorder import atomic_write_json
 
 ROLLBACK_WAIT_S = 120.0
 # Fault functions that need a part of the local stack the default stack does not run.

@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError, InputError, TargetUnreachable
+from harness.errors import TargetUnreachable
+from records.errors import HarnessError, InputError
 from stack import local
 from stack.errors import ConfigError, StackError, StackNotRunning, StackStartError
 from stack.roles import StackOptions
@@ -315,7 +316,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from harness.record import effective_status
+    from records.recorder import effective_status
 
     path = args.results_dir / "status.json"
     try:

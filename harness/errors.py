@@ -1,24 +1,10 @@
-"""The harness's exception tree. Library code raises these; only the CLI turns them into exit
-codes (see docs/cli.md)."""
+"""The harness's exceptions, under the base classes of records/errors.py (HarnessError,
+InputError, RecordError). Library code raises these; only the CLI turns them into exit codes
+(see docs/cli.md)."""
 
 from __future__ import annotations
 
-
-class HarnessError(Exception):
-    """Base of every error the harness raises on purpose."""
-
-    exit_code = 1
-
-
-class InputError(HarnessError):
-    """Bad input: scenario, profile or options. Carries every problem found, not just the first."""
-
-    exit_code = 2
-
-    def __init__(self, problems: list[str], hint: str | None = None) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
-        self.hint = hint
+from records.errors import HarnessError
 
 
 class TargetUnreachable(HarnessError):
@@ -33,13 +19,6 @@ class TargetUnreachable(HarnessError):
 
 class RunFailed(HarnessError):
     """A run or check completed and found a failure."""
-
-    exit_code = 1
-
-
-class RecordError(HarnessError):
-    """A producer handed the Recorder a row that does not fit its table (a bug in the
-    harness, not in the input): raised to the producer, nothing buffered."""
 
     exit_code = 1
 

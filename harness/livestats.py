@@ -7,8 +7,8 @@ from collections import Counter, deque
 from collections.abc import Sequence
 from typing import Any
 
-from harness.record import Recorder
-from harness.schema import CYCLE_USER_PREFIX
+from records.recorder import Recorder
+from records.schema import CYCLE_USER_PREFIX
 
 # The display looks back at most this far; older entries are dropped as new ones arrive, so
 # memory follows the event rate, not the run's length (a count bound alone would let a soak's

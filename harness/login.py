@@ -11,9 +11,10 @@ from typing import Any
 
 import httpx
 
-from harness.errors import InputError, TargetUnreachable
+from harness.errors import TargetUnreachable
 from harness.scenario import LoginSettings
 from harness.tokens import expiry_s, utc
+from records.errors import InputError
 
 LOGIN_TIMEOUT_S = 10.0
 MAX_LOGINS = 1000  # like minted tokens: one user per viewer up to this many, then reused

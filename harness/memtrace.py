@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pyarrow as pa
 
-from harness.errors import InputError
 from harness.periodic import Every
+from records.errors import InputError
 
 ENV_VAR = "NOVA_TRACE_MEMORY"
 TOP_LINES = 15

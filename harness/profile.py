@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.errors import InputError
-from harness.yamlio import build, read_yaml, yaml_lines
+from records.errors import InputError
+from records.yamlio import build, read_yaml, yaml_lines
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "profiles"
 CONTRACT_EVENTS = ("connection_established", "viewer_count_changed", "stream_started",

@@ -14,9 +14,9 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from harness.errors import InputError
-from harness.record import table_files
-from harness.schema import RESULTS_SCHEMA_VERSION
+from records.errors import InputError
+from records.recorder import table_files
+from records.schema import RESULTS_SCHEMA_VERSION
 
 MIN_REMAINING_S = 60.0
 

@@ -25,10 +25,10 @@ import psutil
 import pyarrow as pa
 from locust.env import Environment
 
-from harness import __version__, allocator, memtrace, source_commit
+from harness import __version__, allocator, memtrace
 from harness.audit import StreamAudit
 from harness.chaos import ChaosRunner, Occurrence, check_experiments, describe, plan
-from harness.errors import HarnessError, InputError, TargetUnreachable
+from harness.errors import TargetUnreachable
 from harness.fleet import Fleet, encoded_clip
 from harness.gctune import tune_gc
 from harness.ledger import WriteLedger
@@ -36,11 +36,9 @@ from harness.livestats import LiveStats
 from harness.login import login_tokens, read_credentials
 from harness.monitor import MetricsScraper, ProcessSelection, ResourceSampler, local_stack_roles
 from harness.promql import PrometheusSource
-from harness.record import Recorder, atomic_write_json, file_sha256, writer_identity
 from harness.redact import redact_credentials
 from harness.resume import Resume, segment_phases
 from harness.scenario import load_scenario
-from harness.schema import RESULTS_SCHEMA_VERSION
 from harness.selfwatch import SelfWatch
 from harness.shipper import MESSAGE
 from harness.soak import CycleDriver, InterimReporter, write_status
@@ -49,6 +47,10 @@ from harness.tokens import mint_for_run, minter_for, read_token_file, token_file
 from harness.users.api import ApiArrivalsUser
 from harness.users.context import RunPlan, UserContext
 from harness.users.viewer import ViewerUser
+from records.errors import HarnessError, InputError
+from records.provenance import source_commit
+from records.recorder import Recorder, atomic_write_json, file_sha256, writer_identity
+from records.schema import RESULTS_SCHEMA_VERSION
 from stack import local
 from stack.errors import StackError
 from stack.roles import StackOptions

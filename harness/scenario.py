@@ -19,10 +19,10 @@ from pydantic import (
     model_validator,
 )
 
-from harness.errors import InputError
 from harness.profile import Profile, load_profile
 from harness.redact import SECRET_SETTING
-from harness.yamlio import build, read_yaml, yaml_lines
+from records.errors import InputError
+from records.yamlio import build, read_yaml, yaml_lines
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*"
                        r"(?:(\d+(?:\.\d+)?)s?)?\s*$")

@@ -16,11 +16,11 @@ import gevent
 
 from harness.logfiles import rotated
 from harness.periodic import Every
-from harness.record import atomic_write_json
 from harness.scenario import SoakSpec
-from harness.schema import CYCLE_USER_PREFIX
 from harness.users.context import UserContext
 from harness.users.viewer import ViewerConnection
+from records.recorder import atomic_write_json
+from records.schema import CYCLE_USER_PREFIX
 
 INTERIM_TIMEOUT_S = 600.0
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from harness.auth import TokenMinter
-from harness.errors import InputError
+from records.errors import InputError
 from stack.jwtkeys import signing_key
 
 

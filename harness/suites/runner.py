@@ -15,10 +15,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from harness import __version__
-from harness.errors import InputError
-from harness.record import atomic_write_json
 from harness.suites import access, api, e2e, security, verify  # noqa: F401  (registers their checks)
 from harness.suites.base import REGISTRY, CheckResult, Target, run_check
+from records.errors import InputError
+from records.recorder import atomic_write_json
 
 BUILT_SUITES = tuple(suite for suite, checks in REGISTRY.items() if checks)
 EXIT_OK, EXIT_FAILED = 0, 1

@@ -22,8 +22,8 @@ from aiohttp import web
 
 from analysis.load import read_manifest, read_table
 from harness.auth import TokenMinter
-from harness.schema import TABLES
 from harness.tokens import minter_for
+from records.schema import TABLES
 from tests.support import new_run_dir
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harness.record import Recorder, atomic_write_json
-from harness.schema import RESULTS_SCHEMA_VERSION
+from records.recorder import Recorder, atomic_write_json
+from records.schema import RESULTS_SCHEMA_VERSION
 
 START = 1_800_000_000.0
 

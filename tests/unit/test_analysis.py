@@ -18,7 +18,7 @@ from analysis.judge import judge
 from analysis.load import load_run
 from analysis.stats import percentile, ratio
 from analysis.thresholds import load_thresholds
-from harness.errors import InputError
+from records.errors import InputError
 from tests.unit.synthetic import START, http_rows, manifest, thresholds_file, write_run
 
 P95_BELOW_100 = """  - id: list-p95

@@ -8,10 +8,11 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from harness.auth import TokenMinter
-from harness.errors import CheckSkipped, InputError
+from harness.errors import CheckSkipped
 from harness.profile import load_profile
 from harness.suites.base import Check, CheckResult, Evidence, Session, Target, expect, run_check
 from harness.suites.runner import BUILT_SUITES, junit, selected, summary
+from records.errors import InputError
 
 TARGET = Target("http://127.0.0.1:9", "ws://127.0.0.1:9", "rtmp://127.0.0.1:9/live",
                 "http://127.0.0.1:9", "http://127.0.0.1:9/metrics", load_profile("nova-doc"),

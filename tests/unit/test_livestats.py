@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.livestats import KEEP_S, LiveStats
-from harness.record import Recorder
+from records.recorder import Recorder
 
 
 def test_windows_keep_only_recent_rows_and_cycles_are_not_planned_viewers(

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import InputError
 from harness.login import Credential, field_at, login_url, read_credentials
 from harness.scenario import load_scenario
+from records.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import InputError
 from harness.memtrace import ENV_VAR, MemoryTrace, interval_from_env
+from records.errors import InputError
 
 
 def test_the_setting_is_off_or_seconds() -> None:

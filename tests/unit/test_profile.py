@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import InputError
 from harness.profile import builtin_names, load_profile
+from records.errors import InputError
 
 EXAMPLES = Path(__file__).parent / "examples"
 

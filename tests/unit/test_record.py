@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis.load import read_table
-from harness.errors import RecordError
-from harness.record import Recorder, compact, table_files
-from harness.schema import TABLES
+from records.errors import RecordError
+from records.recorder import Recorder, compact, table_files
+from records.schema import TABLES
 
 
 def sample(i: int) -> tuple[object, ...]:
@@ -85,7 +85,7 @@ def test_uniform_and_twin_columns_read_back_exactly(tmp_path: Path) -> None:
 
 def test_a_column_that_varies_only_between_its_ends_and_middle_is_converted_value_by_value(
         ) -> None:
-    from harness.record import _array
+    from records.recorder import _array
 
     assert _array(["s", "x", "s", "s", "s"], pa.string()).to_pylist() == ["s", "x", "s", "s", "s"]
     assert _array([None, None, 3], pa.int32()).to_pylist() == [None, None, 3]
@@ -246,7 +246,7 @@ def test_a_running_status_whose_writer_is_gone_reads_as_crashed() -> None:
     import subprocess
     import sys
 
-    from harness.record import effective_status, writer_identity
+    from records.recorder import effective_status, writer_identity
 
     writer = writer_identity()
     alive = {"status": "running", "writer": writer}

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.errors import InputError
 from harness.scenario import load_scenario, parse_duration_s
+from records.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 

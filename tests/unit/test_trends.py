@@ -16,8 +16,8 @@ from analysis.load import load_run
 from analysis.memory import memory_by_second
 from analysis.stats import mann_kendall_p, theil_sen
 from analysis.trends import MIN_BUCKETS, derived, memory_trends
-from harness.errors import InputError
 from harness.resume import prepare_resume, segment_phases
+from records.errors import InputError
 from tests.unit.synthetic import START, manifest, write_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ def run_with(tmp_path: Path, rows: list[tuple[Any, ...]],
              gaps: list[dict[str, float]] | None = None) -> Any:
     folder = write_run(tmp_path, [], manifest(DURATION_S, gaps=gaps or []), events=events,
                        metrics=metrics)
-    from harness.record import Recorder
+    from records.recorder import Recorder
 
     recorder = Recorder(folder, flush_interval_s=3600)
     for row in rows:
@@ -200,7 +200,7 @@ def test_the_harness_slope_is_per_process(tmp_path: Path) -> None:
             *resources("harness", lambda t: 200 * MIB, seed=2)[1600:]]
     document = manifest(DURATION_S, gaps=[{"start": START + 1500, "end": START + 1600}])
     folder = write_run(tmp_path, [], document)
-    from harness.record import Recorder
+    from records.recorder import Recorder
 
     recorder = Recorder(folder, flush_interval_s=3600)
     for row in rows:

@@ -14,7 +14,7 @@ from analysis.judge import judge
 from analysis.load import load_run
 from analysis.thresholds import load_thresholds
 from analysis.units import show
-from harness.errors import InputError
+from records.errors import InputError
 from tests.unit.synthetic import START, http_rows, manifest, thresholds_file, write_run
 
 NO_DROPS = """  - id: viewer-drops

@@ -24,8 +24,8 @@ import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.errors import RecordError
-from harness.schema import TABLES
+from records.errors import RecordError
+from records.schema import TABLES
 
 _COMPACT_PREFIX = "compact-"
 _COMPACT = re.compile(r"^compact-(\d+)-(\d+)\.parquet$")
@@ -312,7 +312,7 @@ class Recorder:
 
     def compact_now(self) -> None:
         """Merge each table's parts written so far (a soak's folder would otherwise hold
-        thousands) in a child process (harness/compactor.py), after the writes handed over
+        thousands) in a child process (records/compactor.py), after the writes handed over
         before the call have finished. Blocks its caller (a greenlet of its own in a run);
         a call while one is running does nothing."""
         if not self._no_compaction.is_set():
@@ -322,7 +322,7 @@ class Recorder:
             self.wait_for_writes()
             args = [str(arg) for writer in self.writers.values()
                     for arg in (writer.folder, writer.next_part - 1)]
-            done = subprocess.run([sys.executable, "-m", "harness.compactor", *args],
+            done = subprocess.run([sys.executable, "-m", "records.compactor", *args],
                                   capture_output=True, text=True, stdin=subprocess.DEVNULL,
                                   timeout=COMPACT_TIMEOUT_S, check=False)
             if done.returncode != 0:  # the parts stay readable; the next compaction retries

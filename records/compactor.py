@@ -1,6 +1,6 @@
 """Compacting a run's result parts in a child process while the run goes on:
 
-    python -m harness.compactor TABLE_FOLDER UPTO [TABLE_FOLDER UPTO ...]
+    python -m records.compactor TABLE_FOLDER UPTO [TABLE_FOLDER UPTO ...]
 
 Reading and rewriting ten minutes of parts passes tens of MB through Arrow's memory pool, which
 keeps what it freed: done inside the generator, each compaction left its RSS ~15 MB higher
@@ -12,13 +12,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from harness.record import compact
+from records.recorder import compact
 
 
 def main(argv: list[str]) -> int:
     """Compact each TABLE_FOLDER's parts numbered ≤ UPTO; exit 2 on bad arguments."""
     if not argv or len(argv) % 2:
-        print("usage: python -m harness.compactor TABLE_FOLDER UPTO [...]", file=sys.stderr)
+        print("usage: python -m records.compactor TABLE_FOLDER UPTO [...]", file=sys.stderr)
         return 2
     for folder, upto in zip(argv[::2], argv[1::2], strict=True):
         compact(Path(folder), int(upto))

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from harness.errors import InputError
+from records.errors import InputError
 
 M = TypeVar("M", bound=BaseModel)
 
