@@ -20,9 +20,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from analysis import consistency as consistency_figures
-from analysis import faults as fault_figures
+from analysis import fault_verdicts as fault_figures
 from analysis import trends as trend_figures
-from analysis.faults import judged_phases
+from analysis.fault_verdicts import judged_phases
 from analysis.judge import Result, Verdict, label
 from analysis.load import RunData
 from analysis.memory import role_memory

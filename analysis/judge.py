@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.faults import judged_phases
+from analysis.fault_verdicts import judged_phases
 from analysis.load import RunData, outside_phases
 from analysis.metrics import derived, included_seconds, viewers_established, windows
 from analysis.populations import POPULATIONS, population

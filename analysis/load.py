@@ -148,7 +148,7 @@ class RunData:
     def recorded_phases(self) -> list[dict[str, Any]]:
         """The phases the run recorded (warm-up, steady, cool-down), its gaps and its fault
         windows; a run killed mid-way gets them rebuilt from the data's end. The measured
-        recovery after each fault is added by analysis.faults.judged_phases."""
+        recovery after each fault is added by analysis.fault_verdicts.judged_phases."""
         phases = list(self.manifest.get("phases") or [])
         if not phases and self.manifest.get("stages"):
             warmup = float(self.manifest["scenario"]["load"]["warmup"])

@@ -21,7 +21,7 @@ Measure = tuple[tuple[str, str], ...]
 # Measures in order of preference, as (column, name in charts and reports); RSS is always there.
 FOOTPRINT: Measure = (("pss_bytes", "pss"), ("rss_bytes", "rss"))
 GROWTH: Measure = (("anon_pss_bytes", "anon"), *FOOTPRINT)
-# PSS comes every few seconds (harness/monitor.py PSS_INTERVAL_S); a per-second sum across
+# PSS comes every few seconds (harness/monitor/processes.py PSS_INTERVAL_S); a per-second sum across
 # roles carries the last value this long.
 PSS_CARRY_S = 10
 

@@ -12,8 +12,8 @@ import pandas as pd
 from analysis.consistency import CONSISTENCY_METRICS
 from analysis.consistency import derived as consistency_derived
 from analysis.counts import count_matches, observed_counts
-from analysis.faults import FAULT_METRICS, judged_phases
-from analysis.faults import derived as fault_derived
+from analysis.fault_verdicts import FAULT_METRICS, judged_phases
+from analysis.fault_verdicts import derived as fault_derived
 from analysis.load import RunData, outside_phases, phase_mask
 from analysis.memory import memory_by_second
 from analysis.stats import Estimate, percentile, ratio
@@ -40,7 +40,7 @@ def viewers_established(run: RunData) -> int:
     samples = run.samples
     users = samples[(samples.kind == "ws_event") &
                     (samples.name == "connection_established")].user.astype(str)
-    # A soak's cycle viewers come and go on top of the planned ones (harness/soak.py).
+    # A soak's cycle viewers come and go on top of the planned ones (harness/soak/cycles.py).
     return int(users[~users.str.startswith(CYCLE_USER_PREFIX)].nunique())
 
 

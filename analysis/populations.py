@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from analysis import faults
+from analysis import fault_verdicts as faults
 from analysis.load import RunData
 from analysis.metrics import viewers_established
 

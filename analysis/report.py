@@ -11,8 +11,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from analysis import consistency, faults, trends
-from analysis.faults import judged_phases
+from analysis import consistency, trends
+from analysis import fault_verdicts as faults
+from analysis.fault_verdicts import judged_phases
 from analysis.judge import Result, Verdict, label
 from analysis.load import RunData
 from analysis.populations import POPULATIONS

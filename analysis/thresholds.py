@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from analysis.consistency import CONSISTENCY_METRICS
-from analysis.faults import FAULT_METRICS
+from analysis.fault_verdicts import FAULT_METRICS
 from analysis.populations import POPULATIONS
 from analysis.trends import TREND_METRICS
 from records.errors import InputError

@@ -6,7 +6,7 @@ within ~0.5 MB); this compares the pools a run could use.
 Each mode writes the four tables' parts on one native thread, as the Recorder does, with the
 row counts of a 250-viewer run's 2-second flushes (and an occasional backlog ten times larger),
 `--speedup` times faster than a run; the main thread hands freed memory back on the run's
-clock (`harness.allocator.release_free_memory`, scaled by the same factor) and samples the
+clock (`harness.runtime.allocator.release_free_memory`, scaled by the same factor) and samples the
 process's anonymous resident memory every 0.25 s.
 
     .venv/bin/python bench/arrow_pool_memory.py [--seconds 60] [--speedup 40]
@@ -81,7 +81,7 @@ def one_mode(seconds: float, speedup: float) -> dict[str, Any]:
     """Runs in the mode's own interpreter (the pool is chosen by its environment)."""
     import pyarrow as pa
 
-    from harness.allocator import limit_arenas, release_free_memory
+    from harness.runtime.allocator import limit_arenas, release_free_memory
 
     limit_arenas()
     stop = threading.Event()

@@ -16,8 +16,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from harness.monitor import PSS_INTERVAL_S, TREE_REFRESH_S, ProcessSelection, ResourceSampler
-from harness.scenario import ProcessSelector
+from harness.config.scenario import ProcessSelector
+from harness.monitor.processes import (
+    PSS_INTERVAL_S,
+    TREE_REFRESH_S,
+    ProcessSelection,
+    ResourceSampler,
+)
 
 
 class NullSink:

@@ -26,8 +26,8 @@ from typing import Any  # noqa: E402
 import gevent  # noqa: E402
 import numpy as np  # noqa: E402
 
-from harness.monitor import ResourceSampler, local_stack_roles  # noqa: E402
-from harness.periodic import Every  # noqa: E402
+from harness.monitor.processes import ResourceSampler, local_stack_roles  # noqa: E402
+from harness.runtime.periodic import Every  # noqa: E402
 from stack.errors import StackNotRunning  # noqa: E402
 from stack.local import default_run_dir  # noqa: E402
 from stack.state import read_state  # noqa: E402

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-CLI = [sys.executable, "-m", "harness.cli"]
+CLI = [sys.executable, "-m", "harness.cli.main"]
 
 
 def verdict_lines(output: str) -> str:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from harness.broadcast import Publisher, ensure_clip
-from harness.tokens import minter_for
+from harness.auth.keys import minter_for
+from harness.load.publisher import Publisher, ensure_clip
 from stack import local
 from stack.roles import StackOptions
 

@@ -15,7 +15,7 @@ import time
 import psutil
 import pyarrow as pa
 
-from harness import allocator, gctune
+from harness.runtime import allocator, gctune
 
 OBJECTS_PER_VIEWER = 100
 

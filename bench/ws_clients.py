@@ -1,7 +1,7 @@
 """Viewer capacity, side by side in one run: a stock Locust user with websocket-client (what a
 Locust user writes: default garbage collector, every event reported through Locust's request
 event into its stats), the harness's viewer on websocket-client, the harness's lean client
-(harness/users/wsfast.py), and the lean client without recording. Each variant is its own
+(harness/load/wsfast.py), and the lean client without recording. Each variant is its own
 process pinned to core 0; the push server (bench/push_server.py) is pinned to core 1 and sends
 every client one event per second.
 
@@ -141,16 +141,16 @@ def client(variant: str, record: bool, viewers: int, seconds: float, port: int,
     os.sched_setaffinity(0, {0})
     if variant == STOCK:
         return stock_client(viewers, seconds, port)
-    from harness.gctune import tune_gc
+    from harness.runtime.gctune import tune_gc
 
     tune_gc()  # as `nova-harness run` does
     import gevent
     import psutil
     from locust.env import Environment
 
-    from harness.profile import load_profile
-    from harness.run import user_classes
-    from harness.users.context import RunPlan, StreamPlan, UserContext
+    from harness.config.profile import load_profile
+    from harness.load.context import RunPlan, StreamPlan, UserContext
+    from harness.run.engine import user_classes
     from records.recorder import Recorder
 
     class CountingSink:

@@ -55,8 +55,8 @@ def _native_submit() -> Callable[[Callable[[], None]], Any]:
 
 
 def atomic_write_json(path: Path, document: dict[str, Any] | list[Any]) -> None:
-    # Strings, not Path.with_name: pathlib interns each new name (harness/monitor.py says why
-    # that matters in a soak), and the status file is rewritten every few seconds.
+    # Strings, not Path.with_name: pathlib interns each new name (harness/monitor/processes.py
+    # says why that matters in a soak), and the status file is rewritten every few seconds.
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
     with open(tmp, "w", encoding="utf-8") as file:
         file.write(json.dumps(document, indent=2, default=str))

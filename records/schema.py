@@ -78,7 +78,7 @@ SAMPLE_KINDS = frozenset({
 # Kinds whose `latency_ms` is a delay read at `ts` (a push latency, a live lag), not the length
 # of an operation that began at `ts`; every other kind's operation spans ts .. ts + latency.
 READING_KINDS = frozenset({"ws_event", "hls_live_lag", "hls_ingest_delay"})
-# A soak's extra viewers are users named `cycle<N>-v<i>` (harness/soak.py); analysis keeps
+# A soak's extra viewers are users named `cycle<N>-v<i>` (harness/soak/cycles.py); analysis keeps
 # them apart from the planned viewers.
 CYCLE_USER_PREFIX = "cycle"
 EVENT_TYPES = frozenset({

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from harness.auth import TokenMinter
-from harness.tokens import minter_for
+from harness.auth.keys import minter_for
+from harness.auth.minting import TokenMinter
 from stack import local, roles
 from stack.jwtkeys import service_jwt_env
 from stack.roles import StackOptions

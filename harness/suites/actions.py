@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from harness.broadcast import Publisher, ensure_clip
-from harness.probe import ViewerProbe
+from harness.load.publisher import Publisher, ensure_clip
 from harness.suites.base import Session, expect
+from harness.suites.viewer_probe import ViewerProbe
 
 PAGE_LIMIT = 100
 ACTIVE_WITHIN_S = 10.0

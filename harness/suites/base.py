@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from harness.auth import TokenMinter
+from harness.auth.minting import TokenMinter
+from harness.config.profile import Profile
 from harness.errors import CheckFailed, CheckSkipped
-from harness.profile import Profile
 
 Status = Literal["PASS", "FAIL", "SKIPPED"]
 SUITES = ("verify", "api", "e2e", "access", "security")

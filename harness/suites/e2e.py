@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.probe import ViewerProbe
 from harness.suites.actions import publisher_for, read_stream, stream_key, viewer, wait_status
 from harness.suites.base import Session, check, expect
+from harness.suites.viewer_probe import ViewerProbe
 
 CONCURRENT_STREAMS, VIEWERS_EACH = 3, 20
 STREAM_VIEWERS_SERIES = "nova_streaming_stream_viewers"

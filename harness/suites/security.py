@@ -17,7 +17,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from harness.auth import AUDIENCE, hs_signed_with_public_key, tampered, unsigned
+from harness.auth.minting import AUDIENCE, hs_signed_with_public_key, tampered, unsigned
 from harness.errors import CheckSkipped
 from harness.suites.base import LOW_LIMITS_HINT, Session, check, expect
 from harness.suites.tls import tls_findings

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.auth import tampered
+from harness.auth.minting import tampered
 from harness.errors import CheckSkipped
 from harness.suites.actions import viewer
 from harness.suites.base import Session, check, expect, expect_status

@@ -9,7 +9,7 @@ import httpx
 import jwt
 import pytest
 
-from harness.auth import TokenMinter, hs_signed_with_public_key, tampered, unsigned
+from harness.auth.minting import TokenMinter, hs_signed_with_public_key, tampered, unsigned
 from stack.jwtkeys import signing_key
 from tests.support import RunningStack, extra_instance
 

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness.profile import load_profile
+from harness.config.profile import load_profile
 from harness.suites.base import REGISTRY, CheckResult, Target, run_check
 from harness.suites.runner import run_suites
 from stack.roles import free_port, program
 from tests.support import RunningStack, extra_instance, wait_for
 
-CLI = [sys.executable, "-m", "harness.cli"]
+CLI = [sys.executable, "-m", "harness.cli.main"]
 # Without limits the target cannot show (the local stack runs unlimited) and without https.
 SKIPPED_ON_THE_STACK = {"api/error-rate-limit", "security/tls", "security/rate-limit-user",
                         "security/rate-limit-ip-bypass"}

@@ -1,5 +1,5 @@
-"""The fault actions and probes Chaos Toolkit experiments call (harness.faults), against a real
-stack with a PostgreSQL standby and latency proxies in front of PostgreSQL and Redis. Each
+"""The fault actions and probes Chaos Toolkit experiments call (harness.chaos.actions), against
+a real stack with a PostgreSQL standby and latency proxies in front of PostgreSQL and Redis. Each
 action must leave an observable effect and a report of what it did."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from harness import faults
+from harness.chaos import actions as faults
 from harness.errors import FaultError
 from stack import local, roles
 from stack.roles import StackOptions

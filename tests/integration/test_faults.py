@@ -11,7 +11,7 @@ import httpx
 import pytest
 import redis
 
-from harness.probe import ViewerProbe
+from harness.suites.viewer_probe import ViewerProbe
 from stack import local
 from tests.support import RunningStack, publish_form, running_stack, wait_for
 

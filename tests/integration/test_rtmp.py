@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from harness.broadcast import Publisher, ensure_clip
-from harness.probe import ViewerProbe
+from harness.load.publisher import Publisher, ensure_clip
+from harness.suites.viewer_probe import ViewerProbe
 from tests.support import RunningStack, wait_for
 
 MEDIA_SEQUENCE = re.compile(r"#EXT-X-MEDIA-SEQUENCE:(\d+)")

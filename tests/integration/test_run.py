@@ -21,13 +21,13 @@ import yaml
 from aiohttp import web
 
 from analysis.load import read_manifest, read_table
-from harness.auth import TokenMinter
-from harness.tokens import minter_for
+from harness.auth.keys import minter_for
+from harness.auth.minting import TokenMinter
 from records.schema import TABLES
 from tests.support import new_run_dir
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "harness.cli"]
+CLI = [sys.executable, "-m", "harness.cli.main"]
 
 
 def run_cli(stack_dir: Path, results: Path, *extra: str,
@@ -90,7 +90,7 @@ def check_results(folder: Path, viewers: int, streams: int) -> None:
         set(metrics.series)
     assert not any(s.endswith("_poll_failed") for s in set(metrics.series))
     assert {"db_active_streams", "db_open_viewer_sessions"} <= set(metrics.series)
-    # What the generator's memory is made of, beside its PSS (harness/selfwatch.py).
+    # What the generator's memory is made of, beside its PSS (harness/monitor/selfwatch.py).
     heap = metrics[metrics.source == "harness"]
     assert (heap[heap.series == "python_allocated_blocks"].value > 10_000).all()
     assert len(heap[heap.series == "arrow_allocated_bytes"]) >= 3

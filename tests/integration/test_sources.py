@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.broadcast import Publisher, ensure_clip
-from harness.sources import NginxStatSource, PostgresSource, RedisSource
+from harness.load.publisher import Publisher, ensure_clip
+from harness.monitor.pollers import NginxStatSource, PostgresSource, RedisSource
 from tests.support import RunningStack, wait_for
 
 

@@ -11,8 +11,8 @@ import httpx
 import pytest
 import websocket
 
-from harness.probe import ViewerProbe
-from harness.users.wsfast import FastSocket
+from harness.load.wsfast import FastSocket
+from harness.suites.viewer_probe import ViewerProbe
 from tests.support import RunningStack, extra_instance, publish_form, wait_for
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness import allocator, gctune
+from harness.runtime import allocator, gctune
 
 CHUNK_BYTES = 64 * 1024  # under glibc's mmap threshold: served from the heap, not mmap
 CHUNKS = 2_000  # ~128 MB
@@ -79,7 +79,7 @@ def test_tidy_frees_dead_cycles_the_tuned_collector_would_keep() -> None:
 
 def _pool_after_cli(command: list[str], environ: dict[str, str]) -> tuple[int, str]:
     """Exit code of `nova-harness COMMAND` run in a fresh interpreter, then Arrow's pool there."""
-    code = ("from harness.cli import main\n"
+    code = ("from harness.cli.main import main\n"
             f"rc = main({command!r})\n"
             "import pyarrow as pa\n"
             "print(rc, pa.default_memory_pool().backend_name)\n")

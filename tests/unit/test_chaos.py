@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import chaos
+from harness.chaos import schedule as chaos
+from harness.chaos.actions import resolve_role
+from harness.config.scenario import ChaosEntry
 from harness.errors import FaultError
-from harness.faults import resolve_role
-from harness.scenario import ChaosEntry
 from stack.state import RoleState, StackState
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,9 +7,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness.auth import TokenMinter
+from harness.auth.minting import TokenMinter
+from harness.config.profile import load_profile
 from harness.errors import CheckSkipped
-from harness.profile import load_profile
 from harness.suites.base import Check, CheckResult, Evidence, Session, Target, expect, run_check
 from harness.suites.runner import BUILT_SUITES, junit, selected, summary
 from records.errors import InputError

@@ -10,7 +10,7 @@ from typing import get_args
 import yaml
 from pydantic import BaseModel
 
-from harness.scenario import Scenario
+from harness.config.scenario import Scenario
 from stack.service.app import create_app
 from stack.service.config import Settings
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from analysis import faults
+from analysis import fault_verdicts as faults
 from analysis.judge import judge
 from analysis.load import load_run
 from analysis.thresholds import load_thresholds

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.users.hls import Segment, ingest_delays_ms, named_start_s, parse_playlist
+from harness.load.hls import Segment, ingest_delays_ms, named_start_s, parse_playlist
 
 PLAYLIST = """#EXTM3U
 #EXT-X-VERSION:3

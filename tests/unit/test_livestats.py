@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.livestats import KEEP_S, LiveStats
+from harness.run.livestats import KEEP_S, LiveStats
 from records.recorder import Recorder
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.login import Credential, field_at, login_url, read_credentials
-from harness.scenario import load_scenario
+from harness.auth.login import Credential, field_at, login_url, read_credentials
+from harness.config.scenario import load_scenario
 from records.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]

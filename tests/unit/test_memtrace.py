@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.memtrace import ENV_VAR, MemoryTrace, interval_from_env
+from harness.runtime.memtrace import ENV_VAR, MemoryTrace, interval_from_env
 from records.errors import InputError
 
 

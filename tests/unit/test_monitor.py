@@ -16,7 +16,8 @@ from typing import Any
 import psutil
 import pytest
 
-from harness.monitor import (
+from harness.config.scenario import ProcessSelector
+from harness.monitor.processes import (
     MetricsScraper,
     ProcessSelection,
     ResourceSampler,
@@ -24,7 +25,6 @@ from harness.monitor import (
     local_stack_roles,
     smaps_totals,
 )
-from harness.scenario import ProcessSelector
 from stack.state import RoleState
 
 

@@ -7,7 +7,7 @@ import time
 
 import gevent
 
-from harness.periodic import Every
+from harness.runtime.periodic import Every
 
 INTERVAL_S = 0.05
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.profile import builtin_names, load_profile
+from harness.config.profile import builtin_names, load_profile
 from records.errors import InputError
 
 EXAMPLES = Path(__file__).parent / "examples"
@@ -64,7 +64,7 @@ def test_unknown_status_is_visible() -> None:
 
 
 def test_user_profile_errors_are_all_reported(tmp_path: Path) -> None:
-    document = (Path(__file__).resolve().parents[2] / "harness/profiles/nova-doc.yaml")\
+    document = (Path(__file__).resolve().parents[2] / "harness/config/profiles/nova-doc.yaml")\
         .read_text().replace("auth: query", "auth: cookie").replace(
             "  ping: ping", "  ping: ping\n    dance: dance").replace("  id: id\n", "")
     path = tmp_path / "mine.yaml"

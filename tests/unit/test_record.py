@@ -230,7 +230,7 @@ def test_periodic_compaction_and_a_resumed_recorder_lose_nothing(tmp_path: Path)
 
 
 def test_logs_rotate_past_their_limit(tmp_path: Path) -> None:
-    from harness.logfiles import LOG_MAX_BYTES, rotated
+    from harness.runtime.logfiles import LOG_MAX_BYTES, rotated
 
     log = tmp_path / "ffmpeg.log"
     assert rotated(log) == log and not log.exists()  # nothing yet: nothing to rotate

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.redact import redact_credentials
+from harness.config.redact import redact_credentials
 
 
 def test_passwords_in_urls_and_dsns_are_replaced_everywhere() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import jwt
 
-from harness.auth import TokenMinter
-from harness.tokens import TOKEN_MARGIN_S, mint_for_run, token_file_problems
+from harness.auth.keys import TOKEN_MARGIN_S, mint_for_run, token_file_problems
+from harness.auth.minting import TokenMinter
 
 SECRET = "unit-test-secret-0123456789abcdefghij"
 MINTER = TokenMinter("HS256", SECRET)

@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from harness.auth import TokenMinter, hs_signed_with_public_key, tampered, unsigned
+from harness.auth.minting import TokenMinter, hs_signed_with_public_key, tampered, unsigned
 from stack.service.apierror import ApiError
 from stack.service.config import Settings
 from stack.service.tokens import TokenVerifier, bearer_token

@@ -16,7 +16,7 @@ from analysis.load import load_run
 from analysis.memory import memory_by_second
 from analysis.stats import mann_kendall_p, theil_sen
 from analysis.trends import MIN_BUCKETS, derived, memory_trends
-from harness.resume import prepare_resume, segment_phases
+from harness.soak.resume import prepare_resume, segment_phases
 from records.errors import InputError
 from tests.unit.synthetic import START, manifest, write_run
 

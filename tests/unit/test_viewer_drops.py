@@ -1,9 +1,9 @@
 """A broken viewer socket is a drop unless the first reconnect is refused because the stream
-has ended (harness/users/drops.py)."""
+has ended (harness/load/drops.py)."""
 
 from __future__ import annotations
 
-from harness.users.drops import DropTracker
+from harness.load.drops import DropTracker
 
 
 class Events:

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from harness.users.wsfast import (
+from harness.load.wsfast import (
     OP_CLOSE,
     OP_PING,
     OP_PONG,

@@ -1,0 +1,30 @@
+"""A worker's sink: rows are batched and sent to the master over Locust's messaging every
+second (and once more when the test stops), where the master's Recorder writes them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from harness.runtime.periodic import Every
+
+MESSAGE = "nova_rows"
+
+
+class Shipper:
+    def __init__(self, runner: Any, interval_s: float = 1.0) -> None:
+        self.runner = runner
+        self.interval_s = interval_s
+        self.buffers: dict[str, list[Sequence[Any]]] = {}
+        self.every = Every(interval_s, self.ship)
+        self.every.start()
+
+    def add(self, table: str, row: Sequence[Any]) -> None:
+        self.buffers.setdefault(table, []).append(row)
+
+    def ship(self) -> None:
+        if not any(self.buffers.values()):
+            return
+        batch, self.buffers = self.buffers, {}
+        self.runner.send_message(MESSAGE, {t: [list(r) for r in rows]
+                                           for t, rows in batch.items()})
