@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-CLI = [sys.executable, "-m", "harness.cli.main"]
+CLI = [sys.executable, "-m", "harness.cli"]
 
 
 def verdict_lines(output: str) -> str:

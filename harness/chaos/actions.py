@@ -24,6 +24,7 @@ import httpx
 import psutil
 
 from harness.errors import FaultError
+from records.recorder import atomic_write_json
 from stack import local, roles
 from stack.errors import StackError
 from stack.state import RoleState, StackState, read_state
@@ -231,7 +232,7 @@ def add_latency(role: str, delay_ms: float, jitter_ms: float = 0.0, loss_pct: fl
     settings = _proxy_settings(state, role)
     impairment = {"delay_ms": float(delay_ms), "jitter_ms": float(jitter_ms),
                   "loss_pct": float(loss_pct)}
-    _write_json(settings, impairment)
+    atomic_write_json(settings, impairment)
     proxy = state.roles[f"{role}-proxy"]
     seen_ms = _wait_round_trip(proxy.port or 0, lambda ms: ms >= 0.8 * float(delay_ms))
     # Said in the journal: on a kernel with netem, tc on the role's port would be the truer
@@ -244,14 +245,8 @@ def remove_latency(role: str, stack_dir: str | None = None) -> Report:
     """Take the delay off again (idempotent)."""
     state = _state(stack_dir)
     settings = _proxy_settings(state, role)
-    _write_json(settings, {})
+    atomic_write_json(settings, {})
     return {"role": role, "method": "proxy", "delay_ms": 0.0}
-
-
-def _write_json(path: Path, document: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(document))
-    os.replace(tmp, path)
 
 
 def _wait_round_trip(port: int, good: Callable[[float], bool],
@@ -305,7 +300,7 @@ def interrupt_broadcaster(seconds: float = 5.0, index: int = 0,
     entry = listed[index]
     control = folder / "control"
     control.mkdir(exist_ok=True)
-    _write_json(control / f"hold-{index}.json", {"until": time.time() + float(seconds)})
+    atomic_write_json(control / f"hold-{index}.json", {"until": time.time() + float(seconds)})
     with contextlib.suppress(ProcessLookupError):
         os.kill(int(entry["pid"]), signal.SIGTERM)
 

@@ -7,7 +7,6 @@ the fault actions. All stop on exit."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from harness.config.scenario import ClipSettings
 from harness.errors import TargetUnreachable
 from harness.load.context import StreamPlan, UserContext
 from harness.load.publisher import ClipSpec, Publisher, ensure_clip
+from records.recorder import atomic_write_json
 
 
 def encoded_clip(settings: ClipSettings) -> Path:
@@ -209,10 +209,7 @@ class Fleet:
         listing = [{"index": i, "stream": b.plan.id, "state": b.state,
                     "pid": b.publisher.proc.pid if b.publisher and b.publisher.proc and
                     b.publisher.running else None} for i, b in enumerate(self.broadcasts)]
-        path = self.results_dir / "broadcasters.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(listing, indent=1))
-        os.replace(tmp, path)
+        atomic_write_json(self.results_dir / "broadcasters.json", listing)
 
     def stop_all(self) -> None:
         self.stopping = True

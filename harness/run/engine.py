@@ -609,7 +609,7 @@ class Run:
         for index in range(1, self.options.workers + 1):
             log = open(self.results_dir / "logs" / f"worker-{index}.log", "ab")  # noqa: SIM115
             self.worker_procs.append(subprocess.Popen(
-                [sys.executable, "-m", "harness.cli.main", "worker", "--master",
+                [sys.executable, "-m", "harness.cli", "worker", "--master",
                  f"127.0.0.1:{port}", "--index", str(index)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
         deadline = time.time() + 60
@@ -627,34 +627,3 @@ class Run:
             except subprocess.TimeoutExpired:
                 proc.terminate()
                 proc.wait(timeout=5)
-
-
-def worker_main(master: str, index: int) -> int:
-    """`nova-harness worker --master HOST:PORT`: a Locust worker that ships rows to the master."""
-    from harness.load.shipper import Shipper
-
-    host, _, port = master.rpartition(":")
-    if not host or not port.isdigit():
-        raise InputError([f"--master {master!r}: expected HOST:PORT"])
-    allocator.limit_arenas()
-    # The master decides the viewer count; the class shapes must match its.
-    env = Environment(user_classes=user_classes(0))
-    runner = env.create_worker_runner(host, int(port))
-    ctx = UserContext(worker=f"worker-{index}", sink=Shipper(runner), worker_index=index)
-    env.nova = ctx  # type: ignore[attr-defined]
-    runner.register_message("nova_plan",
-                            lambda msg, **_: ctx.set_plan(RunPlan.from_message(msg.data)))
-    shipper = ctx.sink
-    assert isinstance(shipper, Shipper)
-    env.events.test_stop.add_listener(  # type: ignore[no-untyped-call]
-        lambda **_: gevent.spawn_later(0.2, shipper.ship))
-    tune_gc()
-    watch = SelfWatch(ctx)
-    watch.start()
-    trimmer = allocator.trimmer()
-    trimmer.start()
-    runner.greenlet.join()
-    trimmer.stop()
-    shipper.ship()
-    return 0
-

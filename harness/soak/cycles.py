@@ -107,7 +107,7 @@ class InterimReporter:
         started = time.time()
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.cli.main", "analyze", str(self.results_dir),
+                [sys.executable, "-m", "harness.cli", "analyze", str(self.results_dir),
                  "--interim"], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         while self.proc.poll() is None and time.time() - started < INTERIM_TIMEOUT_S:
             gevent.sleep(0.5)

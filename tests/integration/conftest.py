@@ -53,6 +53,6 @@ def stack_dir() -> Iterator[Path]:
     later ones reuse it; stopped and removed after the module."""
     run_dir = new_run_dir("run")
     yield run_dir
-    subprocess.run([sys.executable, "-m", "harness.cli.main", "stack", "down", "--run-dir",
+    subprocess.run([sys.executable, "-m", "harness.cli", "stack", "down", "--run-dir",
                     str(run_dir)], capture_output=True, timeout=60)
     shutil.rmtree(run_dir, ignore_errors=True)

@@ -27,7 +27,7 @@ from tests.support import RunningStack, running_stack, wait_for
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "harness.cli.main"]
+CLI = [sys.executable, "-m", "harness.cli"]
 SCENARIO = """name: chaos-{name}
 target: {{stack: local}}
 stack: {{standby: true, latency_proxy: [postgres]}}

@@ -19,7 +19,7 @@ from harness.suites.runner import run_suites
 from stack.roles import free_port, program
 from tests.support import RunningStack, extra_instance, wait_for
 
-CLI = [sys.executable, "-m", "harness.cli.main"]
+CLI = [sys.executable, "-m", "harness.cli"]
 # Without limits the target cannot show (the local stack runs unlimited) and without https.
 SKIPPED_ON_THE_STACK = {"api/error-rate-limit", "security/tls", "security/rate-limit-user",
                         "security/rate-limit-ip-bypass"}

@@ -145,7 +145,7 @@ def test_a_run_takes_roles_from_prometheus_and_selectors(
                  "query": 'process_resident_memory_bytes{job="nova"}'}]}},
         "thresholds": str(ROOT / "scenarios/thresholds/smoke.yaml")}))
     result = subprocess.run(
-        [sys.executable, "-m", "harness.cli.main", "run", str(scenario), "--run-dir",
+        [sys.executable, "-m", "harness.cli", "run", str(scenario), "--run-dir",
          str(stack.run_dir), "--results", str(tmp_path / "results"), "--quiet"],
         capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -27,7 +27,7 @@ from records.schema import TABLES
 from tests.support import new_run_dir
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "harness.cli.main"]
+CLI = [sys.executable, "-m", "harness.cli"]
 
 
 def run_cli(stack_dir: Path, results: Path, *extra: str,

@@ -21,7 +21,7 @@ from stack.state import read_state, supervisor_alive
 from tests.support import new_run_dir, running_stack, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "harness.cli.main"]
+CLI = [sys.executable, "-m", "harness.cli"]
 TREND_VERDICTS = ("memory-no-growth", "latency-no-drift")
 
 

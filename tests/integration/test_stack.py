@@ -21,7 +21,7 @@ from stack.roles import StackOptions, port_is_free
 from stack.state import read_state
 from tests.support import new_run_dir, running_stack, wait_for
 
-CLI = [sys.executable, "-m", "harness.cli.main"]
+CLI = [sys.executable, "-m", "harness.cli"]
 
 
 def test_up_down_leaves_no_process_and_no_port() -> None:

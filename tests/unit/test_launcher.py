@@ -53,6 +53,6 @@ def test_bad_cli_options_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_token_without_a_stack_is_an_input_error(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "harness.cli.main", "token", "--run-dir",
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "token", "--run-dir",
                              str(tmp_path)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "stack up" in result.stderr

@@ -190,7 +190,7 @@ def test_an_unset_secret_variable_fails_validate_naming_the_scenario_key(
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The CLI in its own process: `run` imports Locust, which monkey-patches the process."""
-    return subprocess.run([sys.executable, "-m", "harness.cli.main", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True,
                           text=True, timeout=120, env={**os.environ, **(env or {})})
 
 
