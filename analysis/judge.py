@@ -150,8 +150,12 @@ def judge_one(run: RunData, threshold: Threshold) -> Result:
         return Result(**base, status=status, observed=observed, low=estimate.low,
                       high=estimate.high, n=estimate.n, reason=f"{why} → {label(status)}")
     ok = COMPARE[threshold.comparator](observed, threshold.limit)
+    # A count of bad events is judged on its population ("0 drops among 250 viewers"): n is
+    # that population, not the number of bad events found.
+    n = base["population_n"] if threshold.population and threshold.aggregation == "count" \
+        else estimate.n
     result = Result(**base, status="PASS" if ok else "FAIL", observed=observed,
-                    low=estimate.low, high=estimate.high, n=estimate.n, reason="")
+                    low=estimate.low, high=estimate.high, n=n, reason="")
     result = replace(result, reason=_reason(result, threshold, observed, ok))
     if threshold.scope == "windows" and frame is not None:
         result = _judge_windows(run, threshold, frame, result)

@@ -71,6 +71,7 @@ def test_no_drop_among_held_viewers_is_evidence(tmp_path: Path) -> None:
     (result,) = _judge(tmp_path, _viewer_rows(50), NO_DROPS, viewers=50)
     assert result.status == "PASS"
     assert result.population_n == 50 and "among 50 viewers held" in result.reason
+    assert result.n == 50  # the evidence is the 50 viewers held, not the 0 drops found
 
 
 def test_hls_stalls_without_hls_viewers_are_not_a_pass(tmp_path: Path) -> None:
