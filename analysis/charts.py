@@ -140,7 +140,8 @@ def latency(run: RunData, verdict: Verdict, path: Path) -> Path:
               ("ws_rtt", None, "WebSocket round trip")]
     fig, axes = plt.subplots(len(series), 1, figsize=(13, 8), sharex=True)
     for ax, (kind, name, title) in zip(axes, series, strict=True):
-        _percentiles(ax, latency_series(run, kind, 10.0, name))
+        frame = latency_series(run, kind, 10.0, name)
+        _percentiles(ax, frame)
         limits = [r for r in verdict.results if r.unit == "ms" and r.kind == kind]
         for style, result in zip(LIMIT_STYLES * 3, limits, strict=False):
             ax.axhline(result.limit, color=STATUS_COLOURS[result.status], linewidth=1.8,
@@ -151,6 +152,9 @@ def latency(run: RunData, verdict: Verdict, path: Path) -> Path:
         ax.set_ylabel("latency (ms, log above 1)")
         ax.set_yscale("symlog", linthresh=1)
         ax.yaxis.set_major_formatter(PLAIN_NUMBERS)
+        # Latencies start at 0; a negative axis only appears for a clock-skewed push delay.
+        lowest = float(frame.p50.min()) if not frame.empty else 0.0
+        ax.set_ylim(bottom=min(0.0, lowest))
         _legend(ax)
     axes[-1].set_xlabel("time since start (s)")
     return _save(fig, path)
