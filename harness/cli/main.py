@@ -3,21 +3,15 @@ below raises from records.errors / harness.errors / stack.errors."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-from harness.errors import TargetUnreachable
-from records.errors import HarnessError, InputError
-from stack.errors import ConfigError, StackError, StackNotRunning, StackStartError
-
-if TYPE_CHECKING:
-    pass
 
 from harness.cli.commands import (
     EXIT_FAILED,
     EXIT_INPUT,
     EXIT_INTERRUPTED,
+    EXIT_OK,
     EXIT_UNREACHABLE,
     Command,
     cmd_run,
@@ -25,6 +19,9 @@ from harness.cli.commands import (
     cmd_worker,
 )
 from harness.cli.parser import build_parser
+from harness.errors import TargetUnreachable
+from records.errors import HarnessError, InputError
+from stack.errors import ConfigError, StackError, StackNotRunning, StackStartError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,6 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nova-harness: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`nova-harness status … | head`): no traceback for that, and
+        # Python's exit flush must not meet the closed pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except InputError as exc:
         for problem in exc.problems:
             print(f"nova-harness: error: {problem}", file=sys.stderr)

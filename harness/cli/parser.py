@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from stack import local
-
-if TYPE_CHECKING:
-    pass
+from typing import Any
 
 from harness.cli.commands import (
     cmd_analyze,
@@ -28,6 +23,7 @@ from harness.cli.commands import (
     cmd_validate,
     cmd_worker,
 )
+from stack import local
 
 
 def _add_overrides(parser: argparse.ArgumentParser) -> None:
