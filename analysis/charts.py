@@ -363,9 +363,12 @@ def _shade_cycles(ax: Axes, run: RunData) -> None:
     events = run.events
     starts = events[events.type == "cycle_started"]
     ends = events[events.type == "cycle_disconnected"]
+    gaps = sorted(float(gap["start"]) for gap in run.manifest.get("gaps") or [])
     for cycle, start in zip(starts.value, starts.ts, strict=True):
         end = ends[ends.value == cycle].ts
-        stop = float(end.iloc[0]) if not end.empty else run.end_s
+        # A cycle cut short by a kill ended with the run it belonged to, at the gap.
+        cut = next((gap for gap in gaps if gap > start), run.end_s)
+        stop = float(end.iloc[0]) if not end.empty else cut
         ax.axvspan((start - run.start_s) / 60, (stop - run.start_s) / 60, color=AMBER,
                    alpha=0.15, label="extra viewers connected")
 
