@@ -159,7 +159,8 @@ def source_address_for(target: Target, number: int) -> str | None:
     """Check `number`'s own loopback address when the target is on loopback, else None."""
     host = urlsplit(target.api_base).hostname or ""
     try:
-        loopback = ipaddress.ip_address(host).is_loopback and ":" not in host
+        address = ipaddress.ip_address(host)
+        loopback = address.version == 4 and address.is_loopback  # 127.x sources need IPv4
     except ValueError:
         loopback = host == "localhost"
     return f"127.0.{2 + number // 250}.{1 + number % 250}" if loopback else None

@@ -76,3 +76,16 @@ def test_junit_and_summary_count_each_suite() -> None:
     assert failure is not None and failure.get("message") == "broken"
     text = summary(results, "FAIL")
     assert "**FAIL**" in text and "| ❌ | verify | `b` | §7 b | broken |" in text
+
+
+def test_each_check_on_a_loopback_target_has_its_own_source_address() -> None:
+    from dataclasses import replace
+
+    from harness.suites.base import source_address_for
+
+    local = TARGET
+    assert source_address_for(local, 0) == "127.0.2.1"
+    assert source_address_for(local, 251) == "127.0.3.2"
+    remote = replace(local, api_base="http://staging.example:8080")
+    assert source_address_for(remote, 0) is None
+    assert source_address_for(replace(local, api_base="http://[::1]:8080"), 0) is None
