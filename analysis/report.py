@@ -18,8 +18,8 @@ from analysis.judge import Result, Verdict, label
 from analysis.load import RunData
 from analysis.populations import POPULATIONS
 from analysis.units import show
-from records.provenance import HARNESS_VERSION, source_commit
-from records.recorder import atomic_write_json, file_sha256
+from records.provenance import HARNESS_VERSION, file_sha256, source_commit
+from records.recorder import atomic_write_json
 
 
 def _value(result: Result) -> str:

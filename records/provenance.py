@@ -1,9 +1,10 @@
-"""What produced a results folder or a report: the harness's version and the git commit it
-runs from."""
+"""What produced a results folder or a report: the harness's version, the git commit it
+runs from, and the hashes of the files it was given."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -24,3 +25,14 @@ def source_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def file_sha256(path: Path | str | None) -> str | None:
+    """The file's SHA-256 (hex), None when there is no such file: a report names exactly
+    which scenario and threshold file produced it."""
+    if path is None:
+        return None
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None

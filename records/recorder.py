@@ -6,7 +6,6 @@ and never leaves a corrupt part. `close()` compacts each table's parts into one 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -61,17 +60,6 @@ def atomic_write_json(path: Path, document: dict[str, Any] | list[Any]) -> None:
     with open(tmp, "w", encoding="utf-8") as file:
         file.write(json.dumps(document, indent=2, default=str))
     os.replace(tmp, path)
-
-
-def file_sha256(path: Path | str | None) -> str | None:
-    """The file's SHA-256 (hex), None when there is no such file: a report names exactly
-    which scenario and threshold file produced it."""
-    if path is None:
-        return None
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 def writer_identity() -> dict[str, Any]:

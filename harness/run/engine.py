@@ -51,11 +51,11 @@ from harness.monitor.selfwatch import SelfWatch
 from harness.run.livestats import LiveStats
 from harness.runtime import allocator, memtrace
 from harness.runtime.gctune import tune_gc
-from harness.soak.cycles import CycleDriver, InterimReporter, write_status
+from harness.soak.cycles import CycleDriver, InterimReporter
 from harness.soak.resume import Resume, segment_phases
 from records.errors import HarnessError, InputError
-from records.provenance import source_commit
-from records.recorder import Recorder, atomic_write_json, file_sha256, writer_identity
+from records.provenance import file_sha256, source_commit
+from records.recorder import Recorder, atomic_write_json, writer_identity
 from records.schema import RESULTS_SCHEMA_VERSION
 from stack import local
 from stack.errors import StackError
@@ -444,7 +444,7 @@ class Run:
         # The whole run's time: a resumed soak's earlier segments count, its gaps do not.
         elapsed = sum((stage.get("end") or time.time()) - stage["start"]
                       for stage in self.all_stages())
-        write_status(self.results_dir / "status.json", {
+        atomic_write_json(self.results_dir / "status.json", {
             "run_id": self.run_id, "status": status, "updated_at": time.time(),
             "writer": writer_identity(),
             "stage": self.stages[-1]["name"] if self.stages else None,

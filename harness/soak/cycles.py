@@ -19,7 +19,6 @@ from harness.load.context import UserContext
 from harness.load.viewer import ViewerConnection
 from harness.runtime.logfiles import rotated
 from harness.runtime.periodic import Every
-from records.recorder import atomic_write_json
 from records.schema import CYCLE_USER_PREFIX
 
 INTERIM_TIMEOUT_S = 600.0
@@ -122,7 +121,3 @@ class InterimReporter:
         self.ctx.event("interim_verdict", value=self.last["took_s"],
                        detail=str(verdict.get("status")))
 
-
-def write_status(path: Path, status: dict[str, Any]) -> None:
-    """The status file, replaced atomically (a reader never sees half of it)."""
-    atomic_write_json(path, status)
