@@ -26,9 +26,8 @@ def analyze(results_dir: Path, thresholds: Path | None = None,
     run = load_run(results_dir)
     out = out_dir or results_dir
     out.mkdir(parents=True, exist_ok=True)
-    scenario = run.manifest.get("scenario") or {}
-    path = resolve_thresholds_path(thresholds, scenario.get("thresholds"),
-                                   run.manifest.get("scenario_file"))
+    path = resolve_thresholds_path(thresholds, run.manifest.scenario.get("thresholds"),
+                                   run.manifest.scenario_file)
     verdict = judge(run, load_thresholds(path), str(path))
     drawn = charts.draw_all(run, verdict, out / "charts") if draw else []
     files = [report.write_verdict_json(run, verdict, out / "verdict.json"),

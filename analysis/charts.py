@@ -35,6 +35,7 @@ from analysis.metrics import (
 )
 from analysis.trends import Trend
 from analysis.units import MIB, number, show
+from records.schema import HTTP, WS_EVENT, WS_RECONNECT, WS_RTT
 
 GREEN, RED, GREY, AMBER = "#2e7d32", "#c62828", "#9e9e9e", "#f9a825"
 STATUS_COLOURS = {"PASS": GREEN, "FAIL": RED, "INCONCLUSIVE": GREY, "NOT_APPLICABLE": "#cfd8dc"}
@@ -136,8 +137,8 @@ def _share_of_limit(result: Result) -> float | None:
 
 def latency(run: RunData, verdict: Verdict, path: Path) -> Path:
     """p50/p95/p99 over time for API, push and round-trip latency, with their limits."""
-    series = [("http", None, "API requests"), ("ws_event", None, "WebSocket push"),
-              ("ws_rtt", None, "WebSocket round trip")]
+    series = [(HTTP, None, "API requests"), (WS_EVENT, None, "WebSocket push"),
+              (WS_RTT, None, "WebSocket round trip")]
     fig, axes = plt.subplots(len(series), 1, figsize=(13, 8), sharex=True)
     for ax, (kind, name, title) in zip(axes, series, strict=True):
         frame = latency_series(run, kind, 10.0, name)
@@ -165,7 +166,7 @@ def throughput(run: RunData, path: Path) -> Path:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(13, 6), sharex=True)
     samples = run.samples
     t = (samples.ts - run.start_s).astype(int)
-    for kind, name in (("http", "API requests/s"), ("ws_event", "WebSocket events/s")):
+    for kind, name in ((HTTP, "API requests/s"), (WS_EVENT, "WebSocket events/s")):
         counts = samples[samples.kind == kind].groupby(t[samples.kind == kind]).size()
         top.plot(counts.index, counts.to_numpy(), label=name)
     errors = samples[~samples.ok].groupby(t[~samples.ok]).size()
@@ -187,10 +188,10 @@ def viewers(run: RunData, path: Path) -> Path:
     series = connected_series(run)
     if not series.empty:
         count.step(series.t_s, series.connected, where="post", label="connected")
-    planned = run.manifest.get("planned", {}).get("viewers")
+    planned = run.manifest.planned.viewers
     if planned:
         count.axhline(planned, color=GREEN, linestyle="--", label=f"planned ({planned})")
-    for kind, marker, colour in (("viewer_dropped", "x", RED), ("ws_reconnect", "^", AMBER)):
+    for kind, marker, colour in (("viewer_dropped", "x", RED), (WS_RECONNECT, "^", AMBER)):
         frame = run.events[run.events.type == kind] if kind == "viewer_dropped" else \
             run.samples[run.samples.kind == kind]
         if not frame.empty:
@@ -198,7 +199,7 @@ def viewers(run: RunData, path: Path) -> Path:
                        label=kind.replace("_", " "))
     count.set_title("Viewer channel: open sockets")
     count.set_ylabel("viewers")
-    _percentiles(push, latency_series(run, "ws_event", 10.0), prefix="push ")
+    _percentiles(push, latency_series(run, WS_EVENT, 10.0), prefix="push ")
     push.set_title("Push latency (receive time - server timestamp)")
     push.set_ylabel("latency (ms)")
     push.set_xlabel("time since start (s)")
@@ -363,7 +364,7 @@ def _shade_cycles(ax: Axes, run: RunData) -> None:
     events = run.events
     starts = events[events.type == "cycle_started"]
     ends = events[events.type == "cycle_disconnected"]
-    gaps = sorted(float(gap["start"]) for gap in run.manifest.get("gaps") or [])
+    gaps = sorted(gap.start for gap in run.manifest.gaps)
     for cycle, start in zip(starts.value, starts.ts, strict=True):
         end = ends[ends.value == cycle].ts
         # A cycle cut short by a kill ended with the run it belonged to, at the gap.
@@ -388,7 +389,7 @@ def soak(run: RunData, path: Path) -> Path:
         if fitted is not None:
             _trend_line(ax, run, fitted, line.get_color())
     width = trend_figures.bucket_s(run)
-    _percentiles(lat, latency_series(run, "ws_rtt", width), x_scale=60, prefix="round trip ")
+    _percentiles(lat, latency_series(run, WS_RTT, width), x_scale=60, prefix="round trip ")
     mem.set_title("Soak: target memory per role, with Theil-Sen trend (dashed) and its band")
     mem.set_ylabel("MiB (summed anon PSS, PSS or RSS)")
     harness.set_title("The load generator's own memory")
@@ -405,9 +406,8 @@ def soak(run: RunData, path: Path) -> Path:
 
 def _mark_gaps(ax: Axes, run: RunData) -> None:
     """A resumed soak's gap (no data) drawn, its kill marked (minutes since the start)."""
-    for gap in run.manifest.get("gaps") or []:
-        start, end = (float(gap["start"]) - run.start_s) / 60, \
-            (float(gap["end"]) - run.start_s) / 60
+    for gap in run.manifest.gaps:
+        start, end = (gap.start - run.start_s) / 60, (gap.end - run.start_s) / 60
         ax.axvspan(start, end, color="black", alpha=0.15, hatch="//",
                    label="gap: killed, then resumed (not judged)")
         ax.axvline(start, color=RED, linewidth=1.2, label="killed")
@@ -430,7 +430,7 @@ def draw_all(run: RunData, verdict: Verdict, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     extra = [faults(run, folder / "faults.png")] if run.faults() else []
     if (run.events.type == "cycle_started").any() or \
-            (run.manifest.get("scenario") or {}).get("soak"):
+            run.manifest.scenario.get("soak"):
         extra.append(soak(run, folder / "soak.png"))
     return [scorecard(verdict, folder / "scorecard.png"),
             latency(run, verdict, folder / "latency.png"),

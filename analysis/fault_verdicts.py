@@ -14,9 +14,10 @@ import pandas as pd
 from analysis.counts import count_matches, observed_counts
 from analysis.load import RunData, operation_end_s
 from analysis.stats import Estimate
+from records.schema import HTTP, RTMP_PUBLISH, WS_CONNECT, WS_RECONNECT, WS_RTT
 
 # The request traffic a fault is judged on: API calls, viewer (re)connects, socket round trips.
-TRAFFIC_KINDS = ("http", "ws_connect", "ws_rtt")
+TRAFFIC_KINDS = (HTTP, WS_CONNECT, WS_RTT)
 BASELINE_S = 30.0
 SUSTAINED_S = 10.0
 STEP_S = 0.5
@@ -98,9 +99,9 @@ def _overlapping(frame: pd.DataFrame, ends_s: pd.Series, start: float,
 
 def load_end(run: RunData) -> float:
     """End of the hold (the ramp-down's own effects are not a recovery)."""
-    for stage in run.manifest.get("stages") or []:
-        if stage.get("name") == "ramp_down":
-            return float(stage["start"])
+    for stage in run.manifest.stages:
+        if stage.name == "ramp_down":
+            return stage.start
     return run.end_s
 
 
@@ -178,7 +179,7 @@ def _viewers(run: RunData, start: float, end: float) -> tuple[int, int, int, lis
     events, samples = run.events, run.samples
     drops = events[(events.type == "viewer_dropped") & (events.ts >= start) &
                    (events.ts < end + DROP_GRACE_S)]
-    reconnects = samples[(samples.kind == "ws_reconnect") & (samples.ts >= start)]
+    reconnects = samples[(samples.kind == WS_RECONNECT) & (samples.ts >= start)]
     rejoined_s = (reconnects.ts + reconnects.latency_ms / 1000).groupby(
         reconnects.user, observed=True).min()
     # A viewer that then learned its stream had ended (a reconnect refused 410) before it got
@@ -215,7 +216,7 @@ def _broadcasters(run: RunData, start: float, end: float) -> tuple[int, int]:
     events, samples = run.events, run.samples
     cut = events[(events.type == "publish_interrupted") & (events.ts >= start) &
                  (events.ts < end + DROP_GRACE_S)]
-    back = samples[(samples.kind == "rtmp_publish") & (samples.name == "reconnect") &
+    back = samples[(samples.kind == RTMP_PUBLISH) & (samples.name == "reconnect") &
                    samples.ok & (samples.ts >= start) & (samples.ts < end + DROP_GRACE_S)]
     return len(cut), len(back)
 
@@ -249,10 +250,11 @@ def _figures(run: RunData) -> list[FaultFigures]:
                         run.start_s)
     out = []
     previous_end = steady_start
-    ordered = sorted(run.faults(), key=lambda f: f["start"])
-    for number, fault in enumerate(ordered):
-        start, end = float(fault["start"]), float(fault["end"])
-        next_start = float(ordered[number + 1]["start"]) if number + 1 < len(ordered) else until
+    # run.faults() holds only windows with a start and an end.
+    windows = [(f, float(f.start or 0.0), float(f.end or 0.0)) for f in run.faults()]
+    ordered = sorted(windows, key=lambda window: window[1])
+    for number, (fault, start, end) in enumerate(ordered):
+        next_start = ordered[number + 1][1] if number + 1 < len(ordered) else until
         base = _done_before(traffic, ends_s, max(start - BASELINE_S, previous_end), start)
         baseline = _error_and_p95(base)
         first_failure, outage_end = outage(traffic, ends_s, start, end, until, baseline)
@@ -268,8 +270,8 @@ def _figures(run: RunData) -> list[FaultFigures]:
         cut, rejoined = _broadcasters(run, start, end)
         before = writes[writes.ts < end]
         out.append(FaultFigures(
-            id=str(fault.get("id")), title=str(fault.get("title", "")), start=start, end=end,
-            status=str(fault.get("status")), deviated=bool(fault.get("deviated")),
+            id=fault.id, title=fault.title, start=start, end=end,
+            status=fault.status, deviated=bool(fault.deviated),
             baseline_error_ratio=baseline[0], during_error_ratio=during[0],
             after_error_ratio=after[0], baseline_p95_ms=baseline[1], during_p95_ms=during[1],
             after_p95_ms=after[1],
@@ -336,7 +338,7 @@ def derived(run: RunData, name: str) -> Estimate:
         return Estimate(float(lost), None, None, len(writes))
     if name == "faults_completed":
         faults = run.faults()
-        done = sum(f.get("status") == "completed" for f in faults)
+        done = sum(f.status == "completed" for f in faults)
         return Estimate(float(done), None, None, len(faults))
     found = figures(run)
     if not found:

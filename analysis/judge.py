@@ -215,35 +215,35 @@ def _judge_windows(run: RunData, threshold: Threshold, frame: pd.DataFrame,
 def validity_problems(run: RunData) -> list[str]:
     """Reasons the run itself cannot support a PASS."""
     problems = []
-    validity = run.manifest.get("validity") or {}
-    if validity.get("saturated"):
-        problems.append(f"load generator saturated for {validity.get('saturated_seconds')} s "
-                        f"(CPU max {validity.get('cpu_max_pct')} %, loop lag max "
-                        f"{validity.get('loop_lag_max_ms')} ms): latencies may be the "
+    validity = run.manifest.validity
+    if validity and validity.saturated:
+        problems.append(f"load generator saturated for {validity.saturated_seconds} s "
+                        f"(CPU max {validity.cpu_max_pct} %, loop lag max "
+                        f"{validity.loop_lag_max_ms} ms): latencies may be the "
                         "generator's")
-    planned = int(run.manifest.get("planned", {}).get("viewers") or 0)
+    planned = run.manifest.planned.viewers
     if planned:
         got = viewers_established(run)
         if got < MIN_VIEWER_SHARE * planned:
             problems.append(f"only {got} of {planned} planned viewers connected: the load "
                             "asked for was not applied")
-    if run.manifest.get("status") in ("running", "crashed") and run.coverage < MIN_COVERAGE:
-        problems.append(f"run did not finish (status {run.manifest.get('status')}) and its "
+    if run.manifest.status in ("running", "crashed") and run.coverage < MIN_COVERAGE:
+        problems.append(f"run did not finish (status {run.manifest.status}) and its "
                         f"data covers only {run.coverage:.0%} of the planned duration")
     return problems
 
 
 def notes(run: RunData) -> list[str]:
-    status = run.manifest.get("status")
+    status = run.manifest.status
     found = []
     if status in ("running", "crashed", "aborted"):
         found.append(f"run {status}: judged on the data up to its end ({run.coverage:.0%} of "
                      "the planned duration)")
-    for gap in run.manifest.get("gaps") or []:
-        found.append(f"killed at +{float(gap['start']) - run.start_s:.0f} s and resumed "
-                     f"{float(gap['end']) - float(gap['start']):.0f} s later: the gap is not "
+    for gap in run.manifest.gaps:
+        found.append(f"killed at +{gap.start - run.start_s:.0f} s and resumed "
+                     f"{gap.end - gap.start:.0f} s later: the gap is not "
                      "judged; trends are fitted within each segment")
-    if run.manifest.get("gaps"):
+    if run.manifest.gaps:
         found.append(f"coverage: {run.coverage:.0%} of the planned time has data")
     return found
 

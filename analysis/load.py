@@ -4,7 +4,6 @@ compacted file already covers."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from records.documents import (
+    DocumentError,
+    FaultList,
+    FaultRecord,
+    Manifest,
+    dump,
+    read_document,
+    read_manifest,
+)
 from records.errors import InputError
 from records.recorder import effective_status, table_files
 from records.schema import READING_KINDS, TABLES
@@ -49,17 +57,6 @@ def _with_all_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
         if column.name not in table.column_names:
             table = table.append_column(column, pa.nulls(len(table), column.type))
     return table.select(schema.names)
-
-
-def read_manifest(results_dir: Path | str) -> dict[str, Any]:
-    results_dir = Path(results_dir)
-    try:
-        document: dict[str, Any] = json.loads((results_dir / "manifest.json").read_text())
-    except FileNotFoundError:
-        raise InputError([f"{results_dir}: no manifest.json — not a results folder"]) from None
-    except json.JSONDecodeError as exc:
-        raise InputError([f"{results_dir}/manifest.json: not valid JSON ({exc})"]) from None
-    return document
 
 
 def phase_mask(ts: pd.Series, phases: Sequence[Mapping[str, Any]],
@@ -98,7 +95,7 @@ class RunData:
     """A loaded run: manifest, tables, and how much of the planned run the data covers."""
 
     results_dir: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     samples: pd.DataFrame
     events: pd.DataFrame
     resources: pd.DataFrame
@@ -119,28 +116,27 @@ class RunData:
 
     @property
     def start_s(self) -> float:
-        stages = self.manifest.get("stages") or []
+        stages = self.manifest.stages
         if stages:
-            return float(stages[0]["start"])
+            return stages[0].start
         return float(self.samples.ts.min()) if not self.samples.empty else 0.0
 
     @property
     def end_s(self) -> float:
-        stages = self.manifest.get("stages") or []
-        ends = [s["end"] for s in stages if s.get("end")]
+        ends = [s.end for s in self.manifest.stages if s.end]
         data_end = float(self.samples.ts.max()) if not self.samples.empty else self.start_s
         return max([data_end, *ends]) if ends else data_end
 
     @property
     def gaps_s(self) -> float:
         """Seconds between a killed run's last data and its resumption (not measured)."""
-        return sum(float(g["end"]) - float(g["start"]) for g in self.manifest.get("gaps") or [])
+        return sum(g.end - g.start for g in self.manifest.gaps)
 
     @property
     def coverage(self) -> float:
         """Share of the planned duration that the data covers, gaps left out (1.0 for a
         completed run without a resume)."""
-        planned = float(self.manifest.get("planned", {}).get("duration_s") or 0)
+        planned = self.manifest.planned.duration_s
         if planned <= 0:
             return 1.0
         return min(1.0, max(0.0, (self.end_s - self.start_s - self.gaps_s) / planned))
@@ -149,28 +145,27 @@ class RunData:
         """The phases the run recorded (warm-up, steady, cool-down), its gaps and its fault
         windows; a run killed mid-way gets them rebuilt from the data's end. The measured
         recovery after each fault is added by analysis.fault_verdicts.judged_phases."""
-        phases = list(self.manifest.get("phases") or [])
-        if not phases and self.manifest.get("stages"):
-            warmup = float(self.manifest["scenario"]["load"]["warmup"])
+        phases = [{"name": p.name, "start": p.start, "end": p.end}
+                  for p in self.manifest.phases]
+        if not phases and self.manifest.stages:
+            warmup = float(self.manifest.scenario["load"]["warmup"])
             phases = [{"name": "warmup", "start": self.start_s, "end": self.start_s + warmup},
                       {"name": "steady", "start": self.start_s + warmup, "end": self.end_s}]
-        phases += [{"name": "gap", "start": float(g["start"]), "end": float(g["end"])}
-                   for g in self.manifest.get("gaps") or []]
-        phases += [{"name": "fault", "start": f["start"], "end": f["end"]}
-                   for f in self.faults()]
+        phases += [{"name": "gap", "start": g.start, "end": g.end} for g in self.manifest.gaps]
+        phases += [{"name": "fault", "start": f.start, "end": f.end} for f in self.faults()]
         return phases
 
-    def faults(self) -> list[dict[str, Any]]:
+    def faults(self) -> list[FaultRecord]:
         """Fault windows with a start and an end: from the manifest, or from
         faults/faults.json when the run died before writing them there."""
-        listed = self.manifest.get("faults")
+        listed = self.manifest.faults
         if not listed:
             try:
-                listed = json.loads((self.results_dir / "faults" / "faults.json").read_text())
-            except (OSError, ValueError):
+                listed = read_document(self.results_dir / "faults" / "faults.json",
+                                       FaultList).root
+            except DocumentError:
                 listed = []
-        return [f for f in listed or [] if f.get("start") is not None
-                and f.get("end") is not None]
+        return [f for f in listed if f.start is not None and f.end is not None]
 
 
 def load_run(results_dir: Path | str) -> RunData:
@@ -178,6 +173,6 @@ def load_run(results_dir: Path | str) -> RunData:
     results_dir = Path(results_dir)
     manifest = read_manifest(results_dir)
     # A killed run's manifest still says `running`: judged, it is what it is, crashed.
-    manifest["status"] = effective_status(manifest)
+    manifest = manifest.model_copy(update={"status": effective_status(dump(manifest))})
     return RunData(results_dir, manifest, *(read_table(results_dir, name) for name in
                                             ("samples", "events", "resources", "metrics")))

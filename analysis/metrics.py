@@ -19,7 +19,14 @@ from analysis.memory import memory_by_second
 from analysis.stats import Estimate, percentile, ratio
 from analysis.trends import TREND_METRICS
 from analysis.trends import derived as trend_derived
-from records.schema import CYCLE_USER_PREFIX
+from records.schema import (
+    CYCLE_USER_PREFIX,
+    HLS_SEGMENT,
+    HLS_STALL,
+    RTMP_PUBLISH,
+    WS_CONNECT,
+    WS_EVENT,
+)
 
 
 def included_seconds(run: RunData, exclude: Sequence[str]) -> float:
@@ -38,7 +45,7 @@ def included_seconds(run: RunData, exclude: Sequence[str]) -> float:
 def viewers_established(run: RunData) -> int:
     """Distinct planned viewers that received `connection_established` at least once."""
     samples = run.samples
-    users = samples[(samples.kind == "ws_event") &
+    users = samples[(samples.kind == WS_EVENT) &
                     (samples.name == "connection_established")].user.astype(str)
     # A soak's cycle viewers come and go on top of the planned ones (harness/soak/cycles.py).
     return int(users[~users.str.startswith(CYCLE_USER_PREFIX)].nunique())
@@ -47,7 +54,7 @@ def viewers_established(run: RunData) -> int:
 def derived(run: RunData, name: str) -> Estimate:
     """One of analysis.thresholds.DERIVED."""
     samples, events = run.samples, run.events
-    planned = int(run.manifest.get("planned", {}).get("viewers") or 0)
+    planned = run.manifest.planned.viewers
     established = viewers_established(run)
     if name == "viewers_connected_ratio":
         return ratio(min(established, planned), planned)
@@ -55,7 +62,7 @@ def derived(run: RunData, name: str) -> Estimate:
         saw = events[events.type == "stream_active_seen"].user.nunique()
         return ratio(min(saw, established), established)
     if name == "ws_connect_success_ratio":
-        connects = samples[samples.kind == "ws_connect"]
+        connects = samples[samples.kind == WS_CONNECT]
         return ratio(int(connects.ok.sum()), len(connects))
     if name == "stream_completion_ratio":
         created = set(events[events.type == "stream_created"].stream)
@@ -63,14 +70,14 @@ def derived(run: RunData, name: str) -> Estimate:
         failed = set(events[events.type == "publish_failed"].stream)
         return ratio(len((active - failed) & created), len(created))
     if name == "broadcaster_activation_s":
-        activation = samples[samples.kind == "rtmp_publish"]
+        activation = samples[samples.kind == RTMP_PUBLISH]
         if activation.empty:
             return Estimate(float("nan"), None, None, 0)
         worst = float(activation.latency_ms.max()) / 1000 if activation.ok.all() else float("inf")
         return Estimate(worst, None, None, len(activation))
     if name == "hls_stall_ratio":
-        stalls = samples[samples.kind == "hls_stall"].latency_ms.sum() / 1000
-        played = samples[(samples.kind == "hls_segment") & samples.ok]
+        stalls = samples[samples.kind == HLS_STALL].latency_ms.sum() / 1000
+        played = samples[(samples.kind == HLS_SEGMENT) & samples.ok]
         # Each fetched segment is ~one target duration (2 s) of playable media.
         played_s = 2.0 * len(played)
         if played_s == 0:
@@ -89,8 +96,8 @@ def derived(run: RunData, name: str) -> Estimate:
     if name in FAULT_METRICS:
         return fault_derived(run, name)
     if name == "generator_saturated_s":
-        validity = run.manifest.get("validity") or {}
-        return Estimate(float(validity.get("saturated_seconds", 0)), None, None, 1)
+        validity = run.manifest.validity
+        return Estimate(validity.saturated_seconds if validity else 0.0, None, None, 1)
     raise KeyError(name)
 
 
@@ -169,8 +176,8 @@ def _resource_share(run: RunData, name: str) -> Estimate:
 def target_host(run: RunData) -> dict[str, Any]:
     """The machine the target's shares divide by: `monitors.target_host` when the scenario
     names one (a remote target), else the harness's own host."""
-    given = ((run.manifest.get("scenario") or {}).get("monitors") or {}).get("target_host")
-    return dict(given or run.manifest.get("host") or {})
+    given = (run.manifest.scenario.get("monitors") or {}).get("target_host")
+    return dict(given or run.manifest.host.model_dump())
 
 
 BASELINE_S = 5.0

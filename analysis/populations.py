@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from analysis import fault_verdicts as faults
 from analysis.load import RunData
 from analysis.metrics import viewers_established
+from records.schema import HLS_SEGMENT
 
 
 @dataclass(frozen=True)
@@ -22,18 +23,18 @@ class Population:
 
 
 def _scenario(run: RunData) -> dict[str, object]:
-    return dict(run.manifest.get("scenario") or {})
+    return dict(run.manifest.scenario)
 
 
 def _hls_planned(run: RunData) -> bool:
     viewers = _scenario(run).get("viewers") or {}
     share = float(viewers.get("hls_share") or 0) if isinstance(viewers, dict) else 0.0
-    return share > 0 and int(run.manifest.get("planned", {}).get("viewers") or 0) > 0
+    return share > 0 and run.manifest.planned.viewers > 0
 
 
 def _hls_viewers(run: RunData) -> int:
     samples = run.samples
-    played = samples[(samples.kind == "hls_segment") & samples.ok]
+    played = samples[(samples.kind == HLS_SEGMENT) & samples.ok]
     return int(played.user.nunique())
 
 
@@ -53,7 +54,7 @@ def _told_after_faults(run: RunData) -> int:
 # name → (what a member is, size, planned)
 _POPULATIONS: dict[str, tuple[str, Callable[[RunData], int], Callable[[RunData], bool]]] = {
     "viewers": ("viewers held", viewers_established,
-                lambda run: int(run.manifest.get("planned", {}).get("viewers") or 0) > 0),
+                lambda run: run.manifest.planned.viewers > 0),
     "hls_viewers": ("HLS viewers that played a segment", _hls_viewers, _hls_planned),
     "faults": ("fault windows", lambda run: len(run.faults()),
                lambda run: bool(_scenario(run).get("chaos"))),

@@ -65,16 +65,17 @@ def run_facts(run: RunData, verdict: Verdict | None = None) -> dict[str, Any]:
     m = run.manifest
     thresholds = verdict.thresholds_file if verdict else None
     return {
-        "run_id": m.get("run_id"), "scenario": m.get("scenario", {}).get("name"),
-        "status": m.get("status"), "profile": m.get("profile"),
-        "target": m.get("target", {}).get("api_base"),
-        "planned_viewers": m.get("planned", {}).get("viewers"),
-        "streams": m.get("planned", {}).get("streams"),
+        "run_id": m.run_id, "scenario": m.scenario.get("name"),
+        "status": m.status, "profile": m.profile,
+        "target": m.target.get("api_base"),
+        "planned_viewers": m.planned.viewers,
+        "streams": m.planned.streams,
         "duration_s": round(run.end_s - run.start_s, 1),
         "samples": len(run.samples), "events": len(run.events),
-        "generator": m.get("validity"), "host": m.get("host", {}).get("hostname"),
-        "harness": f"{m.get('harness_version')} ({m.get('harness_commit') or 'no git commit'})",
-        "scenario_file": m.get("scenario_file"), "scenario_sha256": m.get("scenario_sha256"),
+        "generator": m.validity.model_dump() if m.validity else None,
+        "host": m.host.hostname,
+        "harness": f"{m.harness_version} ({m.harness_commit or 'no git commit'})",
+        "scenario_file": m.scenario_file, "scenario_sha256": m.scenario_sha256,
         "thresholds_file": thresholds, "thresholds_sha256": file_sha256(thresholds),
         "analysed_by": f"{HARNESS_VERSION} ({source_commit() or 'no git commit'})",
     }

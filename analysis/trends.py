@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 from analysis.load import RunData, outside_phases
 from analysis.memory import role_memory
 from analysis.stats import Estimate, mann_kendall_p, ratio, theil_sen
+from records.schema import WS_RTT
 
 ALPHA = 0.05
 MIN_BUCKETS = 8
@@ -236,7 +237,7 @@ def _harness_trend(run: RunData) -> Trend | None:
     return max((t for t in found if t.n >= 0.9 * longest), key=lambda t: t.slope_per_h)
 
 
-def latency_trend(run: RunData, kind: str = "ws_rtt") -> Trend | None:
+def latency_trend(run: RunData, kind: str = WS_RTT) -> Trend | None:
     """Trend of the per-bucket p95 of one sample kind (the clock-free round trip by
     default: push latency would mix the generator's and the server's clocks)."""
     # One fit across a resumed run's gap, unlike memory: a resumed segment is short, and

@@ -13,8 +13,7 @@ import argparse
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
 from harness.config.scenario import ProcessSelector
 from harness.monitor.processes import (
@@ -23,12 +22,13 @@ from harness.monitor.processes import (
     ProcessSelection,
     ResourceSampler,
 )
+from records.schema import Row
 
 
 class NullSink:
     rows = 0
 
-    def add(self, table: str, row: Sequence[Any]) -> None:
+    def add(self, row: Row) -> None:
         self.rows += 1
 
 

@@ -19,15 +19,14 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
 import numpy as np  # noqa: E402
 
 from harness.monitor.processes import ResourceSampler, local_stack_roles  # noqa: E402
 from harness.runtime.periodic import Every  # noqa: E402
+from records.schema import Row  # noqa: E402
 from stack.errors import StackNotRunning  # noqa: E402
 from stack.local import default_run_dir  # noqa: E402
 from stack.state import read_state  # noqa: E402
@@ -36,7 +35,7 @@ from stack.state import read_state  # noqa: E402
 class NullSink:
     rows = 0
 
-    def add(self, table: str, row: Sequence[Any]) -> None:
+    def add(self, row: Row) -> None:
         self.rows += 1
 
 

@@ -152,6 +152,7 @@ def client(variant: str, record: bool, viewers: int, seconds: float, port: int,
     from harness.load.context import RunPlan, StreamPlan, UserContext
     from harness.run.engine import user_classes
     from records.recorder import Recorder
+    from records.schema import WS_EVENT, EventRow, Row, SampleRow, table_of
 
     class CountingSink:
         def __init__(self, recorder: Recorder | None) -> None:
@@ -161,13 +162,13 @@ def client(variant: str, record: bool, viewers: int, seconds: float, port: int,
             self.delays_ms: list[float] = []
             self.connected = 0
 
-        def add(self, table: str, row: Any) -> None:
+        def add(self, row: Row) -> None:
             if self.recorder is not None:
-                self.recorder.add(table, row)
-            if table == "samples" and row[2] == "ws_event" and self.window:
+                self.recorder.add(table_of(row), row)
+            if isinstance(row, SampleRow) and row.kind == WS_EVENT and self.window:
                 self.events += 1
-                self.delays_ms.append(row[4])
-            elif table == "events" and row[1] == "viewer_connected":
+                self.delays_ms.append(row.latency_ms)
+            elif isinstance(row, EventRow) and row.type == "viewer_connected":
                 self.connected += 1
 
     results_dir = Path(tempfile.mkdtemp(prefix="nova-bench-ws-"))

@@ -1,7 +1,10 @@
 """The results format: the one contract between harness/ and analysis/ (docs/results-format.md).
-Column order here is the order of the tuples producers hand to the Recorder."""
+Producers build the typed rows below (their fields are the tables' columns, in order; a test
+holds the two equal) and hand them to a RowSink."""
 
 from __future__ import annotations
+
+from typing import NamedTuple, Protocol
 
 import pyarrow as pa
 
@@ -62,22 +65,106 @@ TABLES: dict[str, pa.Schema] = {
     ]),
 }
 
-SampleRow = tuple[float, float, str, str, float, bool, int | None, str | None, int, str, str,
-                  str | None]
-EventRow = tuple[float, str, str | None, str | None, float | None, str | None]
-ResourceRow = tuple[float, str, str, int | None, float, int, float, int, int, int, int, int | None]
-MetricRow = tuple[float, str, str, str, float]
+
+class SampleRow(NamedTuple):
+    """One timed operation or reading (table `samples`)."""
+
+    ts: float
+    intended_ts: float
+    kind: str
+    name: str
+    latency_ms: float
+    ok: bool
+    status: int | None
+    error: str | None
+    bytes: int
+    worker: str
+    user: str
+    stream: str | None
+
+
+class EventRow(NamedTuple):
+    """Something that happened at `ts` (table `events`)."""
+
+    ts: float
+    type: str
+    stream: str | None
+    user: str | None
+    value: float | None
+    detail: str | None
+
+
+class ResourceRow(NamedTuple):
+    """One process tree's (or the host's) resource use at `ts` (table `resources`). A row from
+    Prometheus has only the fields its queries gave; the others are None."""
+
+    ts: float
+    host: str
+    role: str
+    pid: int | None
+    cpu_pct: float | None
+    rss_bytes: int | None
+    mem_pct: float | None
+    read_bytes: int | None
+    write_bytes: int | None
+    num_fds: int | None
+    num_conns: int | None
+    pss_bytes: int | None
+    anon_pss_bytes: int | None
+
+
+class MetricRow(NamedTuple):
+    """One scraped or computed series value (table `metrics`)."""
+
+    ts: float
+    source: str
+    series: str
+    labels: str
+    value: float
+
+
+Row = SampleRow | EventRow | ResourceRow | MetricRow
+ROW_TYPES: dict[str, type[SampleRow] | type[EventRow] | type[ResourceRow] | type[MetricRow]] = {
+    "samples": SampleRow, "events": EventRow, "resources": ResourceRow, "metrics": MetricRow}
+_TABLE_OF: dict[type, str] = {row_type: table for table, row_type in ROW_TYPES.items()}
+
+
+def table_of(row: Row) -> str:
+    """The table a typed row belongs to."""
+    return _TABLE_OF[type(row)]
+
+
+class RowSink(Protocol):
+    """Where producers put rows: the Recorder (through the run's live figures) on the master,
+    a shipper on a worker, a list in a test."""
+
+    def add(self, row: Row) -> None: ...
+
+
+# Sample kinds (the values of `samples.kind`).
+HTTP = "http"
+WS_CONNECT = "ws_connect"
+WS_FIRST_EVENT = "ws_first_event"
+WS_EVENT = "ws_event"
+WS_RTT = "ws_rtt"
+WS_RECONNECT = "ws_reconnect"
+RTMP_PUBLISH = "rtmp_publish"
+HLS_PLAYLIST = "hls_playlist"
+HLS_SEGMENT = "hls_segment"
+HLS_STARTUP = "hls_startup"
+HLS_STALL = "hls_stall"
+HLS_LIVE_LAG = "hls_live_lag"
+HLS_INGEST_DELAY = "hls_ingest_delay"
 
 # Values producers write into `samples.kind` and `events.type` (docs/results-format.md); a
 # threshold filtering on anything else is an input error, not a silent pass.
 SAMPLE_KINDS = frozenset({
-    "http", "ws_connect", "ws_first_event", "ws_event", "ws_rtt", "ws_reconnect",
-    "rtmp_publish", "hls_playlist", "hls_segment", "hls_startup", "hls_stall", "hls_live_lag",
-    "hls_ingest_delay",
+    HTTP, WS_CONNECT, WS_FIRST_EVENT, WS_EVENT, WS_RTT, WS_RECONNECT, RTMP_PUBLISH,
+    HLS_PLAYLIST, HLS_SEGMENT, HLS_STARTUP, HLS_STALL, HLS_LIVE_LAG, HLS_INGEST_DELAY,
 })
 # Kinds whose `latency_ms` is a delay read at `ts` (a push latency, a live lag), not the length
 # of an operation that began at `ts`; every other kind's operation spans ts .. ts + latency.
-READING_KINDS = frozenset({"ws_event", "hls_live_lag", "hls_ingest_delay"})
+READING_KINDS = frozenset({WS_EVENT, HLS_LIVE_LAG, HLS_INGEST_DELAY})
 # A soak's extra viewers are users named `cycle<N>-v<i>` (harness/soak/cycles.py); analysis keeps
 # them apart from the planned viewers.
 CYCLE_USER_PREFIX = "cycle"

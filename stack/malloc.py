@@ -1,5 +1,6 @@
-"""glibc malloc controls shared by the load generator and the reference service: both are
-long-running Python processes whose resident memory should follow what they hold. glibc keeps
+"""glibc malloc controls for the reference service, a long-running Python process whose
+resident memory should follow what it holds (the generator has its own in
+harness/runtime/allocator.py: the stack shares no code with the harness). glibc keeps
 freed pages (in one arena per thread that ever allocated, and in holes below each heap's top);
 over a soak that reads as growth although nothing is held."""
 
@@ -12,26 +13,18 @@ import logging
 
 log = logging.getLogger(__name__)
 
-_M_ARENA_MAX = -8  # from glibc's malloc.h
-
 
 @functools.cache
 def _glibc() -> ctypes.CDLL | None:
-    """glibc, or None on a C library without malloc_trim/mallopt (musl, macOS)."""
+    """glibc, or None on a C library without malloc_trim (musl, macOS)."""
     name = ctypes.util.find_library("c")
     try:
         library = ctypes.CDLL(name)
-        library.malloc_trim, library.mallopt  # noqa: B018 - probes that both exist
+        library.malloc_trim  # noqa: B018 - probes that it exists
     except (OSError, AttributeError):
         log.info("C library %s has no malloc_trim: freed memory is not trimmed", name)
         return None
     return library
-
-
-def limit_arenas(arenas: int) -> bool:
-    """Cap glibc's malloc arenas (call before threads start). True when applied."""
-    libc = _glibc()
-    return libc is not None and libc.mallopt(_M_ARENA_MAX, arenas) == 1
 
 
 def trim() -> bool:

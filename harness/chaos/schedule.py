@@ -25,6 +25,7 @@ import gevent
 
 from harness.config.scenario import ChaosEntry
 from harness.load.context import UserContext
+from records.documents import FaultList
 from records.errors import InputError
 from records.recorder import atomic_write_json
 
@@ -244,7 +245,8 @@ class ChaosRunner:
             journal = {"status": f"no journal (chaos exited {code})", "run": []}
         record = fault_record(journal, occurrence, journal_path)
         self.faults.append(record)
-        atomic_write_json(self.faults_dir / "faults.json", self.faults)
+        atomic_write_json(self.faults_dir / "faults.json",
+                          FaultList.model_validate(self.faults).model_dump(mode="json"))
         self.on_record()
         if record["start"] is not None:
             self.ctx.event("fault_started", ts=record["start"], detail=record["id"])

@@ -316,13 +316,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from records.documents import DocumentError, Status, dump, read_document
     from records.recorder import effective_status
 
     path = args.results_dir / "status.json"
     try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError([f"{path}: cannot read it ({exc})"],
+        document = dump(read_document(path, Status))
+    except DocumentError as exc:
+        raise InputError(exc.problems,
                          hint="a run writes status.json every 5 s once it has started") from None
     written = document.get("status")
     document["status"] = effective_status(document)

@@ -18,6 +18,7 @@ from geventhttpclient import URL, HTTPClient
 from locust import User, constant, task
 
 from harness.load.context import UserContext
+from records.schema import HTTP
 
 LATE_AFTER_S = 0.05
 # Streams this client created and may get or delete later; older ones are forgotten.
@@ -113,7 +114,7 @@ class ApiOperations:
         ok = status in call.expected
         if not ok and error is None:
             error = f"HTTP {status}"
-        self.ctx.sample(started, "http", call.name, latency_ms, ok, status, error, size,
+        self.ctx.sample(started, HTTP, call.name, latency_ms, ok, status, error, size,
                         user="api", intended_ts=intended_ts)
 
     def _remember(self, created_id: object, token: str) -> None:

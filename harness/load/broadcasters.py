@@ -21,6 +21,7 @@ from harness.errors import TargetUnreachable
 from harness.load.context import StreamPlan, UserContext
 from harness.load.publisher import ClipSpec, Publisher, ensure_clip
 from records.recorder import atomic_write_json
+from records.schema import RTMP_PUBLISH
 
 
 def encoded_clip(settings: ClipSettings) -> Path:
@@ -113,13 +114,13 @@ class Fleet:
                 broadcast.active_after_s = time.time() - started
                 self.ctx.event("stream_active_api", broadcast.plan.id,
                                value=broadcast.active_after_s)
-                self.ctx.sample(started, "rtmp_publish", "activate",
+                self.ctx.sample(started, RTMP_PUBLISH, "activate",
                                 broadcast.active_after_s * 1000, True, stream=broadcast.plan.id)
                 return
             gevent.sleep(0.1)
         broadcast.state = "failed"
         tail = broadcast.publisher.stderr_tail(2).replace("\n", " | ")
-        self.ctx.sample(started, "rtmp_publish", "activate", (time.time() - started) * 1000,
+        self.ctx.sample(started, RTMP_PUBLISH, "activate", (time.time() - started) * 1000,
                         False, error=f"not active: {tail}"[:300], stream=broadcast.plan.id)
         self.ctx.event("publish_failed", broadcast.plan.id, detail=tail[:300])
 
@@ -181,7 +182,7 @@ class Fleet:
             if self._status(broadcast.plan.id) == "active" and time.time() - started > 0.5:
                 broadcast.state = "active"
                 self.write_listing()
-                self.ctx.sample(down_since, "rtmp_publish", "reconnect",
+                self.ctx.sample(down_since, RTMP_PUBLISH, "reconnect",
                                 (time.time() - down_since) * 1000, True,
                                 stream=broadcast.plan.id)
                 return
@@ -190,7 +191,7 @@ class Fleet:
     def _give_up(self, broadcast: Broadcast, down_since: float) -> None:
         status = self._status(broadcast.plan.id)
         broadcast.state = "failed"
-        self.ctx.sample(down_since, "rtmp_publish", "reconnect",
+        self.ctx.sample(down_since, RTMP_PUBLISH, "reconnect",
                         (time.time() - down_since) * 1000, False,
                         error=f"not republished after {broadcast.attempts} attempts; "
                               f"stream status {status}",

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from harness.config.profile import Profile
-
-
-class RowSink(Protocol):
-    def add(self, table: str, row: Sequence[Any]) -> None: ...
+from records.schema import EventRow, RowSink, SampleRow
 
 
 @dataclass(frozen=True)
@@ -77,11 +73,11 @@ class UserContext:
                status: int | None = None, error: str | None = None, size: int = 0,
                user: str = "", stream: str | None = None,
                intended_ts: float | None = None) -> None:
-        self.sink.add("samples", (ts, ts if intended_ts is None else intended_ts, kind, name,
-                                  latency_ms, ok, status, error, size, self.worker, user, stream))
+        self.sink.add(SampleRow(ts, ts if intended_ts is None else intended_ts, kind, name,
+                                latency_ms, ok, status, error, size, self.worker, user, stream))
 
     def event(self, kind: str, stream: str | None = None, user: str | None = None,
               value: float | None = None, detail: str | None = None,
               ts: float | None = None) -> None:
-        self.sink.add("events", (time.time() if ts is None else ts, kind, stream, user, value,
-                                 detail))
+        self.sink.add(EventRow(time.time() if ts is None else ts, kind, stream, user, value,
+                               detail))

@@ -14,6 +14,14 @@ import gevent
 from geventhttpclient import URL, HTTPClient
 
 from harness.load.context import StreamPlan, UserContext
+from records.schema import (
+    HLS_INGEST_DELAY,
+    HLS_LIVE_LAG,
+    HLS_PLAYLIST,
+    HLS_SEGMENT,
+    HLS_STALL,
+    HLS_STARTUP,
+)
 
 START_SEGMENTS = 3
 _TARGET = re.compile(r"#EXT-X-TARGETDURATION:(\d+(?:\.\d+)?)")
@@ -114,7 +122,7 @@ class HlsPlayer:
                     stall_started = now + buffer_s  # when the buffer actually ran dry
                     self.ctx.event("hls_stall_started", self.stream.id, self.user)
             last = now
-            result = self._get(self.playlist_path, "hls_playlist",
+            result = self._get(self.playlist_path, HLS_PLAYLIST,
                                waiting=playing_since is None)
             target_s = 2.0
             if result is None or result[0] != 200:
@@ -126,18 +134,18 @@ class HlsPlayer:
                 if added_s:
                     if playing_since is None:
                         playing_since = time.time()
-                        self.ctx.sample(started, "hls_startup", "startup",
+                        self.ctx.sample(started, HLS_STARTUP, "startup",
                                         (playing_since - started) * 1000, True, user=self.user,
                                         stream=self.stream.id)
                     buffer_s = max(buffer_s, 0.0) + added_s
                     if stall_started is not None:
-                        self.ctx.sample(stall_started, "hls_stall", "stall",
+                        self.ctx.sample(stall_started, HLS_STALL, "stall",
                                         (time.time() - stall_started) * 1000, True,
                                         user=self.user, stream=self.stream.id)
                         stall_started = None
                 pending_s = sum(s.duration_s for s in segments if s.uri not in self.fetched)
                 if playing_since is not None:
-                    self.ctx.sample(time.time(), "hls_live_lag", "live_lag",
+                    self.ctx.sample(time.time(), HLS_LIVE_LAG, "live_lag",
                                     (max(buffer_s, 0.0) + pending_s) * 1000, True,
                                     user=self.user, stream=self.stream.id)
             gevent.sleep(max(target_s / 2, 0.5))
@@ -148,7 +156,7 @@ class HlsPlayer:
         if self.listed_at_s is not None:
             new = [s for s in segments if s.uri not in self.listed]
             for delay_ms in ingest_delays_ms(new, self.listed_at_s, fetched_s):
-                self.ctx.sample(fetched_s, "hls_ingest_delay", "ingest_to_playlist", delay_ms,
+                self.ctx.sample(fetched_s, HLS_INGEST_DELAY, "ingest_to_playlist", delay_ms,
                                 True, user=self.user, stream=self.stream.id)
         self.listed = {s.uri for s in segments}
         self.listed_at_s = fetched_s
@@ -167,7 +175,7 @@ class HlsPlayer:
         for segment in todo:
             path = segment.uri if segment.uri.startswith("/") else \
                 f"{self.base_path}/{segment.uri}"
-            result = self._get(path, "hls_segment")
+            result = self._get(path, HLS_SEGMENT)
             self.fetched.add(segment.uri)
             if result is not None and result[0] == 200:
                 added_s += segment.duration_s

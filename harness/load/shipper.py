@@ -3,10 +3,10 @@ second (and once more when the test stops), where the master's Recorder writes t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from harness.runtime.periodic import Every
+from records.schema import Row, table_of
 
 MESSAGE = "nova_rows"
 
@@ -15,12 +15,12 @@ class Shipper:
     def __init__(self, runner: Any, interval_s: float = 1.0) -> None:
         self.runner = runner
         self.interval_s = interval_s
-        self.buffers: dict[str, list[Sequence[Any]]] = {}
+        self.buffers: dict[str, list[Row]] = {}
         self.every = Every(interval_s, self.ship)
         self.every.start()
 
-    def add(self, table: str, row: Sequence[Any]) -> None:
-        self.buffers.setdefault(table, []).append(row)
+    def add(self, row: Row) -> None:
+        self.buffers.setdefault(table_of(row), []).append(row)
 
     def ship(self) -> None:
         if not any(self.buffers.values()):

@@ -22,6 +22,7 @@ from harness.load.drops import DropTracker
 from harness.load.hls import HlsPlayer
 from harness.load.reactor import reactor
 from harness.load.wsfast import OP_CLOSE, OP_TEXT, FastSocket, HandshakeRefused
+from records.schema import WS_CONNECT, WS_EVENT, WS_FIRST_EVENT, WS_RECONNECT, WS_RTT
 
 _EVENT_PREFIX = b'{"event": "'
 _TIMESTAMP = b'"timestamp": "'
@@ -158,13 +159,13 @@ class ViewerConnection:
             return False
         self.ws = ws
         connect_ms = (time.time() - started) * 1000
-        self.ctx.sample(started, "ws_connect", "connect", connect_ms, True, 101,
+        self.ctx.sample(started, WS_CONNECT, "connect", connect_ms, True, 101,
                         user=self.user, stream=self.stream.id)
         self.connect_started = started
         broken_at_s = self.drop.reconnected()
         if broken_at_s is not None:
             self.reconnects += 1
-            self.ctx.sample(broken_at_s, "ws_reconnect", "reconnect",
+            self.ctx.sample(broken_at_s, WS_RECONNECT, "reconnect",
                             (time.time() - broken_at_s) * 1000, True, user=self.user,
                             stream=self.stream.id)
         self.ctx.event("viewer_connected", self.stream.id, self.user,
@@ -172,7 +173,7 @@ class ViewerConnection:
         return True
 
     def _connect_failed(self, started: float, status: int | None, error: str) -> None:
-        self.ctx.sample(started, "ws_connect", "connect", (time.time() - started) * 1000, False,
+        self.ctx.sample(started, WS_CONNECT, "connect", (time.time() - started) * 1000, False,
                         status, error, user=self.user, stream=self.stream.id)
 
     def _read(self) -> None:
@@ -226,7 +227,7 @@ class ViewerConnection:
     def _on_text(self, data: bytes, received: float) -> None:
         if self._first:
             self._first = False
-            self.ctx.sample(self.connect_started, "ws_first_event", "first_event",
+            self.ctx.sample(self.connect_started, WS_FIRST_EVENT, "first_event",
                             (received - self.connect_started) * 1000, True,
                             user=self.user, stream=self.stream.id)
         self._handle(data, received)
@@ -254,11 +255,11 @@ class ViewerConnection:
         try:
             message = json.loads(raw)
         except ValueError:
-            self.ctx.sample(received, "ws_event", "unparsable", 0.0, False, error="bad json",
+            self.ctx.sample(received, WS_EVENT, "unparsable", 0.0, False, error="bad json",
                             user=self.user, stream=self.stream.id)
             return
         if self.profile.ws.envelope == "comment":
-            self.ctx.sample(received, "ws_event", "comment", 0.0, True, user=self.user,
+            self.ctx.sample(received, WS_EVENT, "comment", 0.0, True, user=self.user,
                             stream=self.stream.id, size=len(raw))
             return
         name = self.events.get(str(message.get("event")), str(message.get("event")))
@@ -271,7 +272,7 @@ class ViewerConnection:
 
     def _record_event(self, name: str, sent: float | None, received: float, size: int) -> None:
         push_ms = (received - sent) * 1000 if sent is not None else 0.0
-        self.ctx.sample(received, "ws_event", name, push_ms, sent is not None,
+        self.ctx.sample(received, WS_EVENT, name, push_ms, sent is not None,
                         error=None if sent is not None else "no timestamp", size=size,
                         user=self.user, stream=self.stream.id)
 
@@ -288,7 +289,7 @@ class ViewerConnection:
         elif name == "stream_info":
             sent_at = self.pending_info.pop(str(data.get("request_id")), None)
             if sent_at is not None:
-                self.ctx.sample(sent_at, "ws_rtt", "stream_info", (received - sent_at) * 1000,
+                self.ctx.sample(sent_at, WS_RTT, "stream_info", (received - sent_at) * 1000,
                                 True, user=self.user, stream=self.stream.id)
         elif name == "stream_started":
             self.ctx.event("stream_active_seen", self.stream.id, self.user, ts=received)

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 import httpx
 import redis
 
-from harness.load.context import RowSink
 from harness.monitor.processes import PolledSource
+from records.schema import RowSink
 from stack.roles import pg_bindir
 
 PG_QUERY = ("SELECT count(*), current_setting('max_connections')::int, "

@@ -19,8 +19,8 @@ import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.config.scenario import ProcessSelector
-from harness.load.context import RowSink
 from harness.runtime.periodic import Every
+from records.schema import MetricRow, ResourceRow, Row, RowSink
 
 TREE_REFRESH_S = 5.0
 # PSS walks every mapped page (/proc/PID/smaps_rollup): ~0.35 ms per PostgreSQL backend here,
@@ -173,28 +173,28 @@ class ResourceSampler:
         simulate seconds)."""
         self._write(self.collect(now))
 
-    def _write(self, rows: list[tuple[str, tuple[Any, ...]]]) -> None:
-        for table, row in rows:
-            self.sink.add(table, row)
+    def _write(self, rows: list[Row]) -> None:
+        for row in rows:
+            self.sink.add(row)
 
-    def collect(self, now: float | None = None) -> list[tuple[str, tuple[Any, ...]]]:
-        """One sample of every role and the host as (table, row) pairs; touches nothing but
-        this sampler, so it may run in a thread."""
+    def collect(self, now: float | None = None) -> list[Row]:
+        """One sample of every role and the host; touches nothing but this sampler, so it
+        may run in a thread."""
         now = time.time() if now is None else now
         roles = self.roles()
         self._refresh_trees([pid for pids in roles.values() for pid in pids], now)
         with_pss = self.pss_interval_s is not None and now - self._pss_at >= self.pss_interval_s
         if with_pss:
             self._pss_at = now
-        rows = [self._sample_tree(now, role, root_pid, with_pss)
-                for role, pids in roles.items() for root_pid in pids]
+        rows: list[Row] = [self._sample_tree(now, role, root_pid, with_pss)
+                           for role, pids in roles.items() for root_pid in pids]
         rows += self._sample_host(now)
         alive = {p for p, proc in self._procs.items() if proc.is_running()}
         self._procs = {p: proc for p, proc in self._procs.items() if p in alive}
         return rows
 
     def _sample_tree(self, now: float, role: str, root_pid: int,
-                     with_pss: bool) -> tuple[str, tuple[Any, ...]]:
+                     with_pss: bool) -> ResourceRow:
         cpu = rss = reads = writes = fds = 0.0
         mem = 0.0
         pss: int | None = 0 if with_pss else None
@@ -212,26 +212,26 @@ class ResourceSampler:
                     proc_pss, proc_anon = smaps_totals(proc.pid)
                     pss = _plus(pss, proc_pss)
                     anon = _plus(anon, proc_anon)
-        return ("resources", (now, self.host, role, root_pid, cpu, int(rss), mem, int(reads),
-                              int(writes), int(fds), 0, pss, anon))
+        return ResourceRow(now, self.host, role, root_pid, cpu, int(rss), mem, int(reads),
+                           int(writes), int(fds), 0, pss, anon)
 
-    def _sample_host(self, now: float) -> list[tuple[str, tuple[Any, ...]]]:
+    def _sample_host(self, now: float) -> list[Row]:
         memory = psutil.virtual_memory()
         disk, net = psutil.disk_io_counters(), psutil.net_io_counters()
         disks = psutil.disk_io_counters(perdisk=True) or {}
         busy_pct = 0.0
         if self._last_disks and now > self._last_t:
             busy_pct = busiest_disk_pct(self._last_disks, disks, now - self._last_t)
-        rows: list[tuple[str, tuple[Any, ...]]] = [("resources", (
+        rows: list[Row] = [ResourceRow(
             now, self.host, "system", None, psutil.cpu_percent() * self.cpus,
             int(memory.total - memory.available), memory.percent,
             int(disk.read_bytes if disk else 0), int(disk.write_bytes if disk else 0), 0, 0,
-            None, None))]
-        rows.append(("metrics", (now, "host", "host_disk_busy_pct", "", busy_pct)))
+            None, None)]
+        rows.append(MetricRow(now, "host", "host_disk_busy_pct", "", busy_pct))
         if self._last_net is not None and now > self._last_t:
             for name in ("bytes_sent", "bytes_recv"):
                 rate = (getattr(net, name) - getattr(self._last_net, name)) / (now - self._last_t)
-                rows.append(("metrics", (now, "host", f"host_net_{name}_per_s", "", rate)))
+                rows.append(MetricRow(now, "host", f"host_net_{name}_per_s", "", rate))
         self._last_disks, self._last_net, self._last_t = disks, net, now
         return rows
 
@@ -300,10 +300,10 @@ class PolledSource:
             rows = self.poll()
         except Exception as exc:
             self.failures += 1
-            self.sink.add("metrics", (now, self.name, *self.failure(exc), 1.0))
+            self.sink.add(MetricRow(now, self.name, *self.failure(exc), 1.0))
             return []
         for series, labels, value in rows:
-            self.sink.add("metrics", (now, self.name, series, labels, value))
+            self.sink.add(MetricRow(now, self.name, series, labels, value))
         return rows
 
     def failure(self, exc: Exception) -> tuple[str, str]:

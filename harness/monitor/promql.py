@@ -12,8 +12,8 @@ import httpx
 
 from harness.config.scenario import RESOURCE_FIELDS, PrometheusSpec
 from harness.errors import SourceError
-from harness.load.context import RowSink
 from harness.monitor.processes import PolledSource
+from records.schema import ResourceRow, RowSink
 
 INTEGER_FIELDS = frozenset({"rss_bytes", "read_bytes", "write_bytes", "num_fds", "num_conns",
                             "pss_bytes", "anon_pss_bytes"})
@@ -47,7 +47,7 @@ class PrometheusSource(PolledSource):
             counts.append(("prometheus_query_results", f"field={query.field},role={query.role}",
                            float(len(elements))))
         for (role, host), values in sorted(fields.items()):
-            self.sink.add("resources", _resource_row(now, host, role, values))
+            self.sink.add(_resource_row(now, host, role, values))
         return counts
 
     def query(self, promql: str, at_s: float) -> list[tuple[dict[str, str], float]]:
@@ -70,8 +70,9 @@ class PrometheusSource(PolledSource):
                 if math.isfinite(float(item["value"][1]))]
 
 
-def _resource_row(now: float, host: str, role: str, values: dict[str, float]) -> tuple[Any, ...]:
+def _resource_row(now: float, host: str, role: str, values: dict[str, float]) -> ResourceRow:
     cells = [int(values[f]) if f in INTEGER_FIELDS and f in values else values.get(f)
              for f in RESOURCE_FIELDS]
-    return (now, host, role, None, *cells)
+    # Positional from RESOURCE_FIELDS, which is the table's own column list.
+    return ResourceRow._make([now, host, role, None, *cells])
 

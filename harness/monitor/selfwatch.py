@@ -22,6 +22,7 @@ import pyarrow as pa
 from harness.load.context import UserContext
 from harness.monitor.processes import PSS_INTERVAL_S, smaps_totals
 from harness.runtime.periodic import Every
+from records.schema import MetricRow, ResourceRow
 
 SATURATED_CPU_PCT = 90.0
 SATURATED_LAG_MS = 100.0
@@ -88,13 +89,13 @@ class SelfWatch:
             # page tables.
             pss, anon = gevent.get_hub().threadpool.apply(smaps_totals, (self.proc.pid,))
             # Both are counters the allocators keep: microseconds, so on the loop.
-            self.ctx.sink.add("metrics", (now, "harness", "python_allocated_blocks", "",
-                                          float(sys.getallocatedblocks())))
-            self.ctx.sink.add("metrics", (now, "harness", "arrow_allocated_bytes", "",
-                                          float(pa.total_allocated_bytes())))
-        self.ctx.sink.add("resources", (now, self._host, "harness", self.proc.pid, cpu,
-                                        memory.rss, self.proc.memory_percent(), 0, 0, fds, 0,
-                                        pss, anon))
+            self.ctx.sink.add(MetricRow(now, "harness", "python_allocated_blocks", "",
+                                        float(sys.getallocatedblocks())))
+            self.ctx.sink.add(MetricRow(now, "harness", "arrow_allocated_bytes", "",
+                                        float(pa.total_allocated_bytes())))
+        self.ctx.sink.add(ResourceRow(now, self._host, "harness", self.proc.pid, cpu,
+                                      memory.rss, self.proc.memory_percent(), 0, 0, fds, 0,
+                                      pss, anon))
         self.ctx.event("generator_loop_lag_ms", value=lag, detail=self.ctx.worker)
 
     def summary(self) -> dict[str, Any]:

@@ -53,6 +53,7 @@ from harness.runtime import allocator, memtrace
 from harness.runtime.gctune import tune_gc
 from harness.soak.cycles import CycleDriver, InterimReporter
 from harness.soak.resume import Resume, segment_phases
+from records.documents import Manifest, Status, dump
 from records.errors import HarnessError, InputError
 from records.provenance import file_sha256, source_commit
 from records.recorder import Recorder, atomic_write_json, writer_identity
@@ -178,6 +179,8 @@ class Run:
     # -- manifest ------------------------------------------------------------------------
 
     def manifest(self, status: str, **extra: Any) -> dict[str, Any]:
+        """The manifest as written: built through records' model, so a misnamed or mistyped
+        field fails here, in the writer, not in some later analysis."""
         s, resumed = self.scenario, self.options.resume
         document: dict[str, Any] = {
             "schema_version": RESULTS_SCHEMA_VERSION,
@@ -209,7 +212,7 @@ class Run:
             "faults": self.chaos.faults if self.chaos else [],
         }
         document.update(extra)
-        return document
+        return dump(Manifest.model_validate(document))
 
     @property
     def api_clocks(self) -> int:
@@ -282,7 +285,7 @@ class Run:
     def _inherits_stack(self) -> bool:
         """True when the run this one resumes started the very stack running now."""
         resumed = self.options.resume
-        earlier = resumed.manifest.get("stack_started_by_run") if resumed else None
+        earlier = resumed.manifest.stack_started_by_run if resumed else None
         return bool(earlier) and earlier == self.stack_identity
 
     def _check_reused(self, running: dict[str, Any]) -> None:
@@ -444,7 +447,7 @@ class Run:
         # The whole run's time: a resumed soak's earlier segments count, its gaps do not.
         elapsed = sum((stage.get("end") or time.time()) - stage["start"]
                       for stage in self.all_stages())
-        atomic_write_json(self.results_dir / "status.json", {
+        atomic_write_json(self.results_dir / "status.json", dump(Status(**{
             "run_id": self.run_id, "status": status, "updated_at": time.time(),
             "writer": writer_identity(),
             "stage": self.stages[-1]["name"] if self.stages else None,
@@ -458,7 +461,7 @@ class Run:
             "cycles_done": self.cycles.done if self.cycles else 0,
             "rows": self.recorder.rows_seen, "write_errors": len(self.recorder.write_errors),
             "last_interim": self.interim.last if self.interim else None,
-            "resumed": self.options.resume is not None})
+            "resumed": self.options.resume is not None})))
 
     def _environment(self) -> Environment:
         classes = user_classes(self.scenario.planned_viewers, self.api_clocks)

@@ -8,7 +8,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from records.recorder import Recorder
-from records.schema import CYCLE_USER_PREFIX
+from records.schema import (
+    CYCLE_USER_PREFIX,
+    HTTP,
+    ROW_TYPES,
+    WS_EVENT,
+    EventRow,
+    Row,
+    SampleRow,
+    table_of,
+)
 
 # The display looks back at most this far; older entries are dropped as new ones arrive, so
 # memory follows the event rate, not the run's length (a count bound alone would let a soak's
@@ -27,32 +36,33 @@ class LiveStats:
         self.push_ms: deque[tuple[float, float]] = deque()
         self.http: deque[tuple[float, bool]] = deque()
 
-    def add(self, table: str, row: Sequence[Any]) -> None:
-        self.recorder.add(table, row)
-        self._observe(table, row)
+    def add(self, row: Row) -> None:
+        self.recorder.add(table_of(row), row)
+        self._observe(row)
 
     def add_many(self, table: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows a worker shipped, as plain lists (the message format has no row types)."""
         self.recorder.add_many(table, rows)
+        row_type = ROW_TYPES[table]
         for row in rows:
-            self._observe(table, row)
+            if len(row) == len(row_type._fields):  # the Recorder counted any misfit
+                self._observe(row_type._make(row))
 
-    def _observe(self, table: str, row: Sequence[Any]) -> None:
-        if table == "samples":
-            kind, ts = row[2], row[0]
-            if kind == "ws_event":
-                _append(self.ws_events, ts, ts)
-                if row[5]:
-                    _append(self.push_ms, (ts, row[4]), ts)
-            elif kind == "http":
-                _append(self.http, (ts, bool(row[5])), ts)
-        elif table == "events":
-            kind, stream, user = row[1], row[2], row[3]
-            if kind == "viewer_connected":
-                self.connected[stream] += 1
-                if not str(user).startswith(CYCLE_USER_PREFIX):
-                    self.ever_connected.add(user)
-            elif kind == "viewer_closed":
-                self.connected[stream] -= 1
+    def _observe(self, row: Row) -> None:
+        if isinstance(row, SampleRow):
+            if row.kind == WS_EVENT:
+                _append(self.ws_events, row.ts, row.ts)
+                if row.ok:
+                    _append(self.push_ms, (row.ts, row.latency_ms), row.ts)
+            elif row.kind == HTTP:
+                _append(self.http, (row.ts, bool(row.ok)), row.ts)
+        elif isinstance(row, EventRow) and row.stream is not None:
+            if row.type == "viewer_connected":
+                self.connected[row.stream] += 1
+                if row.user is not None and not row.user.startswith(CYCLE_USER_PREFIX):
+                    self.ever_connected.add(row.user)
+            elif row.type == "viewer_closed":
+                self.connected[row.stream] -= 1
 
     def events_per_s(self, window_s: float = 5.0) -> float:
         cutoff = time.time() - window_s

@@ -16,12 +16,14 @@ stayed flat within ~0.5 MB: the swing was the generator's memory "trend" up to m
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import logging
 import os
 
 from harness.runtime.gctune import collect_cycles
 from harness.runtime.periodic import Every
-from stack import malloc
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,22 @@ TRIM_INTERVAL_S = 60.0
 ARENA_LIMIT = 2
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 GENERATOR_ARROW_POOL = "jemalloc"
+_M_ARENA_MAX = -8  # from glibc's malloc.h
+
+
+# The reference service has its own copy of these glibc calls (stack/malloc.py): the stack
+# is a stand-in target and shares no code with the harness that loads it.
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """glibc, or None on a C library without malloc_trim/mallopt (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    try:
+        library = ctypes.CDLL(name)
+        library.malloc_trim, library.mallopt  # noqa: B018 - probes that both exist
+    except (OSError, AttributeError):
+        log.info("C library %s has no malloc_trim: freed memory is not trimmed", name)
+        return None
+    return library
 
 
 def choose_arrow_pool(backend: str = GENERATOR_ARROW_POOL) -> None:
@@ -39,7 +57,8 @@ def choose_arrow_pool(backend: str = GENERATOR_ARROW_POOL) -> None:
 
 def limit_arenas(arenas: int = ARENA_LIMIT) -> bool:
     """Cap glibc's malloc arenas (call before threads start). True when applied."""
-    return malloc.limit_arenas(arenas)
+    libc = _glibc()
+    return libc is not None and libc.mallopt(_M_ARENA_MAX, arenas) == 1
 
 
 def release_free_memory() -> None:
@@ -48,7 +67,9 @@ def release_free_memory() -> None:
     import pyarrow as pa  # here, not at import: choose_arrow_pool must run before pyarrow
 
     pa.default_memory_pool().release_unused()
-    malloc.trim()
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def tidy() -> None:

@@ -5,7 +5,6 @@ file a user can read while a soak runs for hours."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from harness.load.context import UserContext
 from harness.load.viewer import ViewerConnection
 from harness.runtime.logfiles import rotated
 from harness.runtime.periodic import Every
+from records.documents import DocumentError, Verdict, read_document
 from records.schema import CYCLE_USER_PREFIX
 
 INTERIM_TIMEOUT_S = 600.0
@@ -113,11 +113,11 @@ class InterimReporter:
         if self.proc.poll() is None:
             self.proc.kill()
         try:
-            verdict = json.loads((self.results_dir / "interim" / "verdict.json").read_text())
-        except (OSError, ValueError):
-            verdict = {"status": "ERROR"}
-        self.last = {"at": time.time(), "status": verdict.get("status"),
+            status = read_document(self.results_dir / "interim" / "verdict.json",
+                                   Verdict).status
+        except DocumentError:
+            status = "ERROR"
+        self.last = {"at": time.time(), "status": status,
                      "took_s": round(time.time() - started, 1)}
-        self.ctx.event("interim_verdict", value=self.last["took_s"],
-                       detail=str(verdict.get("status")))
+        self.ctx.event("interim_verdict", value=self.last["took_s"], detail=status)
 

@@ -5,7 +5,6 @@ time between the data's end and the resumption is recorded as a gap (judged as n
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from records.documents import DocumentError, Manifest, read_manifest
 from records.errors import InputError
 from records.recorder import table_files
 from records.schema import RESULTS_SCHEMA_VERSION
@@ -33,7 +33,7 @@ class Resume:
     planned_s: float
     remaining_s: float
     cycles_done: int
-    manifest: dict[str, Any] = field(repr=False)
+    manifest: Manifest = field(repr=False)
 
 
 def _data_end(results_dir: Path) -> float:
@@ -59,20 +59,19 @@ def _cycles_done(results_dir: Path) -> int:
 def prepare_resume(results_dir: Path) -> Resume:
     """Everything needed to continue the run in `results_dir`; InputError when it cannot be."""
     try:
-        manifest = json.loads((results_dir / "manifest.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError([f"--resume {results_dir}: no readable manifest.json ({exc})"]) \
-            from None
+        manifest = read_manifest(results_dir)
+    except DocumentError as exc:
+        raise InputError([f"--resume: {exc}"], hint=exc.hint) from None
     problems = []
-    if manifest.get("schema_version") != RESULTS_SCHEMA_VERSION:
+    if manifest.schema_version != RESULTS_SCHEMA_VERSION:
         problems.append(f"--resume {results_dir}: written in results format "
-                        f"{manifest.get('schema_version')}, this harness writes "
+                        f"{manifest.schema_version}, this harness writes "
                         f"{RESULTS_SCHEMA_VERSION}; `nova-harness analyze` still reads it")
-    if manifest.get("status") == "completed":
+    if manifest.status == "completed":
         problems.append(f"--resume {results_dir}: that run completed; nothing to continue")
-    if not manifest.get("stages"):
+    if not manifest.stages:
         problems.append(f"--resume {results_dir}: the run never started its load")
-    scenario_path = Path(str(manifest.get("scenario_file", "")))
+    scenario_path = Path(manifest.scenario_file or "")
     if not scenario_path.is_file():
         problems.append(f"--resume {results_dir}: its scenario {scenario_path} is gone")
     if problems:
@@ -81,18 +80,19 @@ def prepare_resume(results_dir: Path) -> Resume:
     if data_end <= 0:
         raise InputError([f"--resume {results_dir}: no rows recorded in any table"],
                          hint="--resume continues a run that recorded data before it died")
-    stages = [dict(s) for s in manifest["stages"]]
+    stages = [stage.model_dump() for stage in manifest.stages]
     if stages[-1].get("end") is None or stages[-1]["end"] > data_end:
         stages[-1]["end"] = max(data_end, float(stages[-1]["start"]))
-    planned = float(manifest["planned"]["duration_s"])
+    planned = manifest.planned.duration_s
     covered = sum(float(s["end"]) - float(s["start"]) for s in stages)
     remaining = planned - covered
     if remaining < MIN_REMAINING_S:
         raise InputError([f"--resume {results_dir}: only {remaining:.0f} s of the planned "
                           f"{planned:.0f} s are left"])
-    return Resume(results_dir, str(manifest["run_id"]), scenario_path,
-                  dict(manifest.get("overrides") or {}), float(manifest["started_at"]),
-                  stages, [*manifest.get("gaps", []), {"start": data_end, "end": time.time()}],
+    gaps = [gap.model_dump() for gap in manifest.gaps]
+    return Resume(results_dir, manifest.run_id, scenario_path, dict(manifest.overrides),
+                  float(manifest.started_at or stages[0]["start"]),
+                  stages, [*gaps, {"start": data_end, "end": time.time()}],
                   planned, remaining, _cycles_done(results_dir), manifest)
 
 

@@ -19,6 +19,7 @@ import pytest
 from analysis.load import read_table
 from harness.config.scenario import PrometheusSpec, PromQuery
 from harness.monitor.promql import PrometheusSource
+from records.schema import Row, table_of
 from stack.roles import free_port
 from tests.support import RunningStack, wait_for
 
@@ -30,8 +31,8 @@ class ListSink:
     def __init__(self) -> None:
         self.rows: list[tuple[str, Sequence[Any]]] = []
 
-    def add(self, table: str, row: Sequence[Any]) -> None:
-        self.rows.append((table, row))
+    def add(self, row: Row) -> None:
+        self.rows.append((table_of(row), row))
 
     def table(self, name: str) -> list[Sequence[Any]]:
         return [row for table, row in self.rows if table == name]

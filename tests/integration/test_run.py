@@ -16,12 +16,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from aiohttp import web
 
-from analysis.load import read_manifest, read_table
+from analysis.load import read_table
 from harness.auth.keys import minter_for
 from harness.auth.minting import TokenMinter
 from records.schema import TABLES
@@ -29,6 +30,12 @@ from tests.support import new_run_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "harness.cli"]
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """manifest.json as written (extras such as `rows` and `broadcasters` included)."""
+    document: dict[str, Any] = json.loads((folder / "manifest.json").read_text())
+    return document
 
 
 def run_cli(stack_dir: Path, results: Path, *extra: str,

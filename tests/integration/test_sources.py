@@ -8,6 +8,7 @@ from typing import Any
 
 from harness.load.publisher import Publisher, ensure_clip
 from harness.monitor.pollers import NginxStatSource, PostgresSource, RedisSource
+from records.schema import Row, table_of
 from tests.support import RunningStack, wait_for
 
 
@@ -15,8 +16,8 @@ class ListSink:
     def __init__(self) -> None:
         self.rows: list[Sequence[Any]] = []
 
-    def add(self, table: str, row: Sequence[Any]) -> None:
-        assert table == "metrics"
+    def add(self, row: Row) -> None:
+        assert table_of(row) == "metrics"
         self.rows.append(row)
 
 

@@ -75,7 +75,7 @@ def test_breach_lasting_one_window(tmp_path: Path) -> None:
 
 def test_breach_inside_an_excluded_fault_phase(tmp_path: Path) -> None:
     latencies = [900.0 if 300 <= i < 600 else 10.0 for i in range(1000)]
-    fault = {"faults": [{"start": START + 30, "end": START + 60}]}
+    fault = {"faults": [{"id": "00-kill", "start": START + 30, "end": START + 60}]}
     excluded = P95_BELOW_100.replace("exclude_phases: []", "exclude_phases: [fault]")
     assert verdict_for(tmp_path, latencies, excluded, **fault)[0] == "PASS"
     shutil.rmtree(tmp_path / "run")

@@ -11,6 +11,8 @@ import yaml
 from pydantic import BaseModel
 
 from harness.config.scenario import Scenario
+from records.documents import Manifest
+from records.reference import current_block, reference
 from stack.service.app import create_app
 from stack.service.config import Settings
 
@@ -65,3 +67,16 @@ def test_checks_doc_lists_every_check() -> None:
     missing = [f"{s}/{c.id}" for s in BUILT_SUITES for c in REGISTRY[s]
                if f"| {s} | `{c.id}` | {c.checklist} |" not in text]
     assert not missing
+
+
+def test_results_format_doc_holds_the_generated_field_reference() -> None:
+    text = (ROOT / "docs/results-format.md").read_text()
+    assert current_block(text) == reference(), \
+        "docs/results-format.md is stale: run `python -m records.reference --write`"
+
+
+def test_the_field_reference_changes_with_the_models() -> None:
+    # The check above could only fail if the generated block followed the models.
+    assert "`saturated_seconds` | `float`" in reference()
+    assert "- table **resources**: `ts` double" in reference()
+    assert all(f"`{name}`" in reference() for name in Manifest.model_fields)

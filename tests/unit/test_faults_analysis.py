@@ -217,7 +217,7 @@ def test_faults_json_is_read_when_the_manifest_lacks_them(tmp_path: Path) -> Non
     folder = make_run(tmp_path, 57.0, with_fault=False)
     (folder / "faults").mkdir()
     (folder / "faults" / "faults.json").write_text(json.dumps([FAULT]))
-    assert [f["id"] for f in load_run(folder).faults()] == ["00-kill-0"]
+    assert [f.id for f in load_run(folder).faults()] == ["00-kill-0"]
 
 
 def _count_events(told_after: int) -> list[tuple[Any, ...]]:

@@ -25,6 +25,7 @@ from harness.monitor.processes import (
     local_stack_roles,
     smaps_totals,
 )
+from records.schema import Row, table_of
 from stack.state import RoleState
 
 
@@ -32,8 +33,8 @@ class ListSink:
     def __init__(self) -> None:
         self.rows: list[tuple[str, Sequence[Any]]] = []
 
-    def add(self, table: str, row: Sequence[Any]) -> None:
-        self.rows.append((table, row))
+    def add(self, row: Row) -> None:
+        self.rows.append((table_of(row), row))
 
 
 SHARING = """

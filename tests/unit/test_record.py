@@ -3,6 +3,7 @@ the reader tolerates a killed run."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -13,9 +14,25 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis.load import read_table
+from harness.config.scenario import RESOURCE_FIELDS
+from records.documents import (
+    DocumentError,
+    SchemaVersionError,
+    Status,
+    read_document,
+    read_manifest,
+)
 from records.errors import RecordError
 from records.recorder import Recorder, compact, table_files
-from records.schema import TABLES
+from records.schema import (
+    RESULTS_SCHEMA_VERSION,
+    ROW_TYPES,
+    TABLES,
+    EventRow,
+    MetricRow,
+    ResourceRow,
+    table_of,
+)
 
 
 def sample(i: int) -> tuple[object, ...]:
@@ -263,3 +280,40 @@ def test_a_running_status_whose_writer_is_gone_reads_as_crashed() -> None:
     elsewhere = {"status": "running", "writer": {**gone_writer, "host": "another-host"}}
     assert effective_status(elsewhere) == "running"
     assert effective_status({"status": "completed", "writer": gone_writer}) == "completed"
+
+
+def test_typed_rows_are_the_tables_columns_in_order() -> None:
+    for table, row_type in ROW_TYPES.items():
+        assert row_type._fields == tuple(TABLES[table].names), table
+    assert ResourceRow._fields[4:] == RESOURCE_FIELDS  # the PromQL fields a query may fill
+
+
+def test_a_row_goes_to_its_own_table() -> None:
+    assert table_of(EventRow(1.0, "viewer_connected", "s", "u", None, None)) == "events"
+    assert table_of(MetricRow(1.0, "host", "x", "", 1.0)) == "metrics"
+
+
+@pytest.mark.parametrize(("version", "readable"), [(1, True), (RESULTS_SCHEMA_VERSION, True),
+                                                   (RESULTS_SCHEMA_VERSION + 1, False),
+                                                   (None, False)])
+def test_a_manifest_of_another_format_version_is_refused_with_a_hint(
+        tmp_path: Path, version: int | None, readable: bool) -> None:
+    document = {"run_id": "r", "status": "completed", "extra_field": 1}
+    if version is not None:
+        document["schema_version"] = version
+    (tmp_path / "manifest.json").write_text(json.dumps(document))
+    if readable:
+        manifest = read_manifest(tmp_path)
+        assert manifest.run_id == "r" and manifest.model_extra == {"extra_field": 1}
+        return
+    with pytest.raises(SchemaVersionError) as caught:
+        read_manifest(tmp_path)
+    assert caught.value.exit_code == 2 and caught.value.hint and "harness" in caught.value.hint
+    assert len(str(caught.value).splitlines()) == 1
+
+
+def test_a_malformed_document_names_its_file_and_field(tmp_path: Path) -> None:
+    (tmp_path / "status.json").write_text(json.dumps({"run_id": "r", "status": "running"}))
+    with pytest.raises(DocumentError, match=r"status.json: not a Status document "
+                                            r"\(updated_at: Field required\)"):
+        read_document(tmp_path / "status.json", Status)

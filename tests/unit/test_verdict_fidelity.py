@@ -146,7 +146,7 @@ def test_read_table_takes_a_string_path_as_the_readme_shows(tmp_path: Path) -> N
 
     folder = write_run(tmp_path / "run", http_rows([5.0] * 10), manifest())
     assert len(read_table(str(folder), "samples")) == 10
-    assert load_run(str(folder)).manifest["run_id"] == "synthetic"
+    assert load_run(str(folder)).manifest.run_id == "synthetic"
     with pytest.raises(InputError):
         read_table(str(folder), "sample")
 
