@@ -266,10 +266,14 @@ def test_resume_refuses_a_completed_run(tmp_path: Path) -> None:
     (older / "manifest.json").write_text(json.dumps({**document, "schema_version": 1}))
     with pytest.raises(InputError, match="results format 1"):
         prepare_resume(older)
-    (folder / "manifest.json").write_text(json.dumps({"status": "running"}))
+    (folder / "manifest.json").write_text(json.dumps({"status": "running", "run_id": "r",
+                                                      "schema_version": 3}))
     with pytest.raises(InputError) as failure:
         prepare_resume(folder)
     assert any("never started" in p for p in failure.value.problems)
+    (folder / "manifest.json").write_text(json.dumps({"status": "running"}))
+    with pytest.raises(InputError, match="--resume: .*no schema_version"):
+        prepare_resume(folder)
 
 
 def test_the_harness_growth_reads_its_anonymous_memory(tmp_path: Path) -> None:
