@@ -150,7 +150,7 @@ class Status(_Document):
     viewers_connected: int = 0
     viewers_planned: int = 0
     cycles_done: int = 0
-    rows: int = 0
+    rows: dict[str, int] = Field(default_factory=dict)  # rows recorded so far, per table
     write_errors: int = 0
     last_interim: dict[str, Any] | None = None
     resumed: bool = False
