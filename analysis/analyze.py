@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis import charts, report
+from analysis import charts, run_report
 from analysis.judge import Verdict, judge
 from analysis.load import load_run
 from analysis.thresholds import load_thresholds, resolve_thresholds_path
@@ -30,8 +30,5 @@ def analyze(results_dir: Path, thresholds: Path | None = None,
                                    run.manifest.scenario_file)
     verdict = judge(run, load_thresholds(path), str(path))
     drawn = charts.draw_all(run, verdict, out / "charts") if draw else []
-    files = [report.write_verdict_json(run, verdict, out / "verdict.json"),
-             report.write_summary(run, verdict, out / "summary.md"),
-             report.write_junit(verdict, out / "junit.xml")]
-    html = report.write_html(run, verdict, drawn, out / "report.html")
-    return Analysis(verdict, html, [*files, html, *drawn])
+    written = run_report.write(run, verdict, drawn, out)
+    return Analysis(verdict, written.report_html, [*written.all, *drawn])

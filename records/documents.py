@@ -167,6 +167,31 @@ class Verdict(_Document):
     thresholds_file: str | None = None
 
 
+class EvidenceRecord(_Document):
+    """One exchange a check made: the request (no credentials), the status, an excerpt."""
+
+    request: str
+    status: int | None = None
+    excerpt: str = ""
+    elapsed_ms: float = 0.0
+
+
+class CheckRecord(_Document):
+    """One checklist check's result (`checks.json` of a check folder)."""
+
+    suite: str
+    id: str
+    checklist: str
+    status: str  # PASS | FAIL | SKIPPED
+    reason: str
+    elapsed_ms: float = 0.0
+    evidence: list[EvidenceRecord] = Field(default_factory=list)
+
+
+class CheckList(RootModel[list[CheckRecord]]):
+    """`checks.json`: every check's result with its evidence, in the order run."""
+
+
 Model = TypeVar("Model", bound=BaseModel)
 
 

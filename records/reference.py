@@ -26,10 +26,11 @@ MODELS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("manifest.json", documents.Manifest), ("faults/faults.json (a list of)",
                                             documents.FaultRecord),
     ("status.json", documents.Status), ("verdict.json", documents.Verdict),
+    ("checks.json (a check folder's; a list of)", documents.CheckRecord),
 )
 PARTS: tuple[type[BaseModel], ...] = (documents.Span, documents.Gap, documents.Writer,
                                       documents.HostFacts, documents.Planned,
-                                      documents.Validity)
+                                      documents.Validity, documents.EvidenceRecord)
 
 
 def _type_name(annotation: object) -> str:

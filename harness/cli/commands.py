@@ -184,6 +184,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _checks(args: argparse.Namespace, suites: list[str]) -> int:
+    from analysis import check_report
     from harness.suites.runner import exit_code, new_folder, run_suites, write_results
 
     target = _check_target(args)
@@ -198,6 +199,7 @@ def _checks(args: argparse.Namespace, suites: list[str]) -> int:
     results = run_suites(target, suites, show)
     folder = new_folder(args.results, suites)
     write_results(folder, target, suites, results, started)
+    check_report.write(folder)
     counts = {s: sum(r.status == s for r in results) for s in ("PASS", "FAIL", "SKIPPED")}
     print(f"checks: {'FAIL' if counts['FAIL'] else 'PASS'} ({counts['PASS']} passed, "
           f"{counts['FAIL']} failed, {counts['SKIPPED']} skipped of {len(results)})")

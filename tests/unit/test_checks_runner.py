@@ -4,14 +4,18 @@ PASS / FAIL / SKIPPED, and the JUnit and summary files."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from dataclasses import asdict
 
 import pytest
 
+from analysis.check_report import check_report
+from analysis.report import junit_xml, summary_md
 from harness.auth.minting import TokenMinter
 from harness.config.profile import load_profile
 from harness.errors import CheckSkipped
 from harness.suites.base import Check, CheckResult, Evidence, Session, Target, expect, run_check
-from harness.suites.runner import BUILT_SUITES, junit, selected, summary
+from harness.suites.runner import BUILT_SUITES, selected
+from records.documents import CheckList
 from records.errors import InputError
 
 TARGET = Target("http://127.0.0.1:9", "ws://127.0.0.1:9", "rtmp://127.0.0.1:9/live",
@@ -68,14 +72,16 @@ def test_junit_and_summary_count_each_suite() -> None:
                CheckResult("verify", "b", "§7 b", "FAIL", "broken", 2.0,
                            (Evidence("GET /x", 500, "oops", 1.0),)),
                CheckResult("access", "c", "§18 c", "SKIPPED", "no admin", 0.5)]
-    root = ET.fromstring(junit(results))
+    report = check_report(CheckList.model_validate([asdict(r) for r in results]).root, "run")
+    root = ET.fromstring(junit_xml(report))
     suites = {s.get("name"): s for s in root}
     assert suites["nova-check-verify"].get("failures") == "1"
     assert suites["nova-check-access"].get("skipped") == "1"
     failure = root.find(".//testcase[@name='b']/failure")
     assert failure is not None and failure.get("message") == "broken"
-    text = summary(results, "FAIL")
-    assert "**FAIL**" in text and "| ❌ | verify | `b` | §7 b | broken |" in text
+    text = summary_md(report)
+    assert "**FAIL**" in text and "| ❌ FAIL | verify | b | §7 b | broken |" in text
+    assert root.get("tests") == "3" and root.get("failures") == "1"
 
 
 def test_each_check_on_a_loopback_target_has_its_own_source_address() -> None:

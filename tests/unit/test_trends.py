@@ -272,7 +272,7 @@ def test_resume_refuses_a_completed_run(tmp_path: Path) -> None:
         prepare_resume(folder)
     assert any("never started" in p for p in failure.value.problems)
     (folder / "manifest.json").write_text(json.dumps({"status": "running"}))
-    with pytest.raises(InputError, match="--resume: .*no schema_version"):
+    with pytest.raises(InputError, match=r"--resume: .*no schema_version"):
         prepare_resume(folder)
 
 
