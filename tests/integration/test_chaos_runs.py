@@ -3,7 +3,11 @@ stack (PostgreSQL standby, latency proxy in front of PostgreSQL), shortened: 20 
 streams, API calls and acknowledged writes, the fault 15 s in. Each run must produce a fault
 verdict with a time to recover and the data-loss result; the later runs also show that the
 earlier ones' rollbacks left the stack whole. Then Ctrl-C in the middle of a fault: the run
-exits 130 and the experiment's rollback brought PostgreSQL back."""
+exits 130 and the experiment's rollback brought PostgreSQL back.
+
+The default suite runs two experiments during load (a PostgreSQL kill and a failover, each
+about a minute); the others are the `slow` tier (`make test-all`). Every fault action is still
+exercised by the default suite, directly against a stack, in test_fault_actions.py."""
 
 from __future__ import annotations
 
@@ -81,7 +85,12 @@ def pair_is_whole(stack: RunningStack) -> bool:
     return answers == ["False", "True"]
 
 
-@pytest.mark.parametrize("name", list(VARS))
+DEFAULT_SUITE = ("kill-postgres", "postgres-failover")
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=() if name in DEFAULT_SUITE else pytest.mark.slow)
+    for name in VARS])
 def test_experiment_during_load(stack: RunningStack, tmp_path: Path, name: str) -> None:
     code, output, folder = run(stack, scenario_file(tmp_path, name), tmp_path / "results")
     verdict = json.loads((folder / "verdict.json").read_text())
@@ -213,6 +222,7 @@ def test_ctrl_c_during_a_fault_runs_the_rollback(stack: RunningStack, tmp_path: 
     shutil.rmtree(results, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_wrong_counts_after_a_restart_fail_the_verdict(tmp_path: Path) -> None:
     """The same restart against a service that reports count + 1: counts-reconverge fails."""
     with running_stack("chaos-broken", standby=True, latency_proxy=("postgres",),

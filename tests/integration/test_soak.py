@@ -25,11 +25,13 @@ CLI = [sys.executable, "-m", "harness.cli"]
 TREND_VERDICTS = ("memory-no-growth", "latency-no-drift")
 
 
-def scenario(folder: Path, instances: int) -> Path:
+def scenario(folder: Path, instances: int, hold: str = "150s") -> Path:
+    """A soak of minutes: the first cycle connects 15 s into the hold and ends (idle) 40 s
+    later; an interim verdict every 60 s."""
     path = folder / "soak-short.yaml"
     path.write_text(json.dumps({
         "name": "soak-short", "stack": {"instances": instances},
-        "load": {"ramp": "5s", "hold": "150s", "ramp_down": "5s", "warmup": "15s",
+        "load": {"ramp": "5s", "hold": hold, "ramp_down": "5s", "warmup": "15s",
                  "cooldown": "5s"},
         "streams": {"count": 2}, "viewers": {"per_stream": 10, "info_interval_s": 2},
         "api_clients": {"rate_per_s": 5},
@@ -118,7 +120,9 @@ def test_killed_soak_is_judged_then_resumed(tmp_path: Path) -> None:
 def test_a_service_that_keeps_memory_per_viewer_fails_the_soak(tmp_path: Path) -> None:
     leak = {"NOVA_BROKEN_LEAK_PER_VIEWER_BYTES": str(512 * 1024)}
     with running_stack("soak-leak", service_env=leak) as leaking:
-        result = subprocess.run([*CLI, "soak", str(scenario(tmp_path, 1)), "--run-dir",
+        # One cycle is enough to show memory that never came back.
+        result = subprocess.run([*CLI, "soak", str(scenario(tmp_path, 1, hold="65s")),
+                                 "--run-dir",
                                  str(leaking.run_dir), "--results", str(tmp_path / "r"),
                                  "--quiet"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr
