@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from harness.config.scenario import ProcessSelector
+from harness.config.monitors import ProcessSelector
 from harness.monitor.processes import (
     PSS_INTERVAL_S,
     TREE_REFRESH_S,

@@ -48,7 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Load, soak and failover harness for Nova "
                                                  "Streaming (docs/cli.md).")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_stack_commands(sub)
+    _add_load_commands(sub)
+    _add_analysis_commands(sub)
+    return parser
 
+
+def _add_stack_commands(sub: Any) -> None:
+    """stack up|down|status|logs and the role controls."""
     stack = sub.add_parser("stack", help="the local reference stack").add_subparsers(
         dest="stack_command", required=True)
     p = stack.add_parser("up", help="start the reference stack (or reuse the running one)")
@@ -100,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("role", help="a role name from `stack status` (e.g. redis, api-1)")
         p.set_defaults(func=cmd_stack_ctl, op=op)
 
+
+def _add_load_commands(sub: Any) -> None:
+    """token, validate, run and soak."""
     p = sub.add_parser("token", help="print a valid bearer token")
     _add_run_dir(p)
     p.add_argument("--user", help="user UUID for `sub` (default: a new one)")
@@ -129,8 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue this aborted or killed soak into the same folder")
     _add_run_options(p)
     p.set_defaults(func=cmd_soak)
-    _add_analysis_commands(sub)
-    return parser
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:

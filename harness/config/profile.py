@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from harness.config.base import Strict
 from records.errors import InputError
 from records.yamlio import build, read_yaml, yaml_lines
 
@@ -17,11 +18,7 @@ CONTRACT_EVENTS = ("connection_established", "viewer_count_changed", "stream_sta
                    "stream_ended", "quality_changed", "ping", "stream_info", "error")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Paths(_Strict):
+class Paths(Strict):
     create: str
     get: str
     delete: str | None
@@ -34,7 +31,7 @@ class Paths(_Strict):
     webhook_done: str
 
 
-class Fields(_Strict):
+class Fields(Strict):
     id: str
     key: str
     viewers: str
@@ -49,13 +46,13 @@ class Fields(_Strict):
     hls_url: str
 
 
-class Statuses(_Strict):
+class Statuses(Strict):
     scheduled: str
     active: str
     ended: str
 
 
-class ListEnvelope(_Strict):
+class ListEnvelope(Strict):
     streams: str
     total: str
     paging: Literal["offset", "page"]
@@ -64,7 +61,7 @@ class ListEnvelope(_Strict):
     needs_auth: bool
 
 
-class WebSocketSpec(_Strict):
+class WebSocketSpec(Strict):
     url: str
     auth: Literal["query", "header", "none"]
     token_param: str | None
@@ -74,11 +71,11 @@ class WebSocketSpec(_Strict):
     events: dict[str, str | None]
 
 
-class HlsSpec(_Strict):
+class HlsSpec(Strict):
     url: str
 
 
-class ErrorCodes(_Strict):
+class ErrorCodes(Strict):
     unknown_stream: int
     no_token: int
     bad_token: int
@@ -88,17 +85,17 @@ class ErrorCodes(_Strict):
     webhook_reject: int
 
 
-class JwtSpec(_Strict):
+class JwtSpec(Strict):
     algorithm: Literal["HS256", "RS256"]
     audience: str | None
     role_claim: bool
 
 
-class RateLimitSpec(_Strict):
+class RateLimitSpec(Strict):
     spread: Literal["many_users", "forwarded_for", "none"]
 
 
-class Profile(_Strict):
+class Profile(Strict):
     """One target profile. Methods translate between the wire and the contract's words."""
 
     name: str

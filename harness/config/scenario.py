@@ -11,50 +11,25 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
 
+from harness.config.base import Seconds, Strict, parse_duration_s
+from harness.config.monitors import (
+    MonitorsSpec,
+)
 from harness.config.profile import Profile, load_profile
 from harness.config.redact import SECRET_SETTING
 from records.errors import InputError
 from records.yamlio import build, read_yaml, yaml_lines
 
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*"
-                       r"(?:(\d+(?:\.\d+)?)s?)?\s*$")
 API_OPERATIONS = ("list_active", "get", "create", "delete", "metrics", "health", "get_unknown")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def parse_duration_s(value: Any) -> float:
-    """`90`, `"90s"`, `"2m"`, `"1h30m"` → seconds."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string like '2m'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match or not any(match.groups()):
-            raise ValueError(f"{value!r} is not a duration (use 30, '30s', '2m', '1h30m')")
-        hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
-        seconds = hours * 3600 + minutes * 60 + secs
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-Seconds = Annotated[float, BeforeValidator(parse_duration_s)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TargetSpec(_Strict):
+class TargetSpec(Strict):
     """`stack: local` (the default) or the URLs of a deployed target."""
 
     stack: Literal["local"] | None = "local"
@@ -78,7 +53,7 @@ class TargetSpec(_Strict):
         return self
 
 
-class LoginSettings(_Strict):
+class LoginSettings(Strict):
     """The target's login endpoint: a POST of {username_field, password_field} as JSON per
     line of `credentials_file` (`username:password`); the token is read at `token_field`
     (a dotted path) of the JSON answer. `url` is absolute or a path on the API's origin."""
@@ -90,7 +65,7 @@ class LoginSettings(_Strict):
     token_field: str = "access_token"
 
 
-class AuthSpec(_Strict):
+class AuthSpec(Strict):
     """How tokens are obtained: the local stack's keys, an HS256 secret in an environment
     variable, an RS256 private key file, a file of ready tokens (one per line), or the
     target's login endpoint."""
@@ -111,7 +86,7 @@ class AuthSpec(_Strict):
         return self
 
 
-class LoadSpec(_Strict):
+class LoadSpec(Strict):
     """Phases: warm-up and cool-down are inside ramp/hold/ramp-down and excluded from
     judgement; `spawn_rate_per_s` defaults to viewers / ramp."""
 
@@ -127,14 +102,14 @@ class LoadSpec(_Strict):
         return self.ramp + self.hold + self.ramp_down
 
 
-class ClipSettings(_Strict):
+class ClipSettings(Strict):
     width: Annotated[int, Field(ge=64, le=3840)] = 640
     height: Annotated[int, Field(ge=64, le=2160)] = 360
     fps: Annotated[int, Field(ge=1, le=60)] = 30
     bitrate_kbps: Annotated[int, Field(ge=100, le=20000)] = 800
 
 
-class StreamsSpec(_Strict):
+class StreamsSpec(Strict):
     count: Annotated[int, Field(ge=1, le=200)] = 1
     broadcast: bool = True
     region: Literal["us-west-2", "us-east-1", "eu-central-1", "ap-southeast-1"] = "us-west-2"
@@ -142,7 +117,7 @@ class StreamsSpec(_Strict):
     clip: ClipSettings = ClipSettings()
 
 
-class ViewersSpec(_Strict):
+class ViewersSpec(Strict):
     per_stream: Annotated[int, Field(ge=0, le=20000)] = 5
     hls_share: Annotated[float, Field(ge=0, le=1)] = 0.0
     info_interval_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
@@ -150,7 +125,7 @@ class ViewersSpec(_Strict):
     ws_client: Literal["fast", "websocket-client"] = "fast"
 
 
-class ApiClientsSpec(_Strict):
+class ApiClientsSpec(Strict):
     """Open model: arrivals per second, each picking an operation by weight."""
 
     rate_per_s: Annotated[float, Field(ge=0, le=5000)] = 0.0
@@ -168,7 +143,7 @@ class ApiClientsSpec(_Strict):
         return self
 
 
-class WritesSpec(_Strict):
+class WritesSpec(Strict):
     """Acknowledged-write ledger for fault runs: streams created at `rate_per_s` during the
     run, each checked after it (present, fields unchanged) — the data-loss check."""
 
@@ -178,7 +153,7 @@ class WritesSpec(_Strict):
 SERVICE_SETTING = re.compile(r"^NOVA_[A-Z0-9_]+$")
 
 
-class StackSpec(_Strict):
+class StackSpec(Strict):
     instances: Annotated[int, Field(ge=1, le=8)] = 1
     standby: bool = False
     latency_proxy: list[Literal["postgres", "redis"]] = Field(default_factory=list)
@@ -210,75 +185,7 @@ def _shown(key: str, value: str) -> str:
     return "***" if SECRET_SETTING.search(key) else repr(value)
 
 
-class ProcessSelector(_Strict):
-    """Processes of a role on this host, for a target the harness did not start: exactly one
-    of an exact process `name`, a `cmdline` regular expression, or a `pid_file`."""
-
-    role: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
-    name: str | None = None
-    cmdline: str | None = None
-    pid_file: str | None = None
-
-    @model_validator(mode="after")
-    def _one_way(self) -> ProcessSelector:
-        given = [k for k in ("name", "cmdline", "pid_file") if getattr(self, k)]
-        if len(given) != 1:
-            raise ValueError("give exactly one of name, cmdline, pid_file")
-        if self.cmdline:
-            try:
-                re.compile(self.cmdline)
-            except re.error as exc:
-                raise ValueError(f"cmdline is not a regular expression: {exc}") from None
-        return self
-
-
-RESOURCE_FIELDS = ("cpu_pct", "rss_bytes", "mem_pct", "read_bytes", "write_bytes", "num_fds",
-                   "num_conns", "pss_bytes", "anon_pss_bytes")
-
-
-class PromQuery(_Strict):
-    """One PromQL instant query; every element of its result vector becomes the `field` of a
-    `resources` row for `role`, on the host named by the `host_label` label."""
-
-    role: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
-    field: Literal[RESOURCE_FIELDS]  # type: ignore[valid-type]
-    query: Annotated[str, Field(min_length=1)]
-    host_label: str = "instance"
-
-
-class PrometheusSpec(_Strict):
-    url: str
-    interval_s: Annotated[float, Field(ge=1, le=300)] = 15.0
-    queries: Annotated[list[PromQuery], Field(min_length=1)]
-
-    @field_validator("url")
-    @classmethod
-    def _http(cls, url: str) -> str:
-        if urlparse(url).scheme not in ("http", "https"):
-            raise ValueError(f"{url!r} is not an http(s) URL")
-        return url
-
-
-class TargetHostSpec(_Strict):
-    """The target's machine when it is not this one: resource shares divide by these."""
-
-    cpus: Annotated[int, Field(ge=1)]
-    memory_bytes: Annotated[int, Field(ge=1)]
-
-
-class MonitorsSpec(_Strict):
-    """Sources for a deployed target (the local stack's are found by the run itself)."""
-
-    interval_s: Annotated[float, Field(ge=0.2, le=60)] = 1.0
-    nginx_stat_url: str | None = None
-    postgres_dsn: str | None = None
-    redis_url: str | None = None
-    processes: list[ProcessSelector] = Field(default_factory=list)
-    prometheus: PrometheusSpec | None = None
-    target_host: TargetHostSpec | None = None
-
-
-class SoakSpec(_Strict):
+class SoakSpec(Strict):
     """Soak mode (checklist §15): beside the steady load, a repeating cycle connects
     `cycle_viewers` extra viewers (spread over the streams and `cycle_connect`), holds them
     `cycle_hold`, disconnects them all and idles `cycle_idle`; an interim verdict and report
@@ -299,7 +206,7 @@ class SoakSpec(_Strict):
         return self
 
 
-class ChaosEntry(_Strict):
+class ChaosEntry(Strict):
     """One Chaos Toolkit experiment, started `at` seconds into the run (and again every
     `repeat_every`); `vars` override its configuration (`chaos run --var`)."""
 
@@ -309,7 +216,7 @@ class ChaosEntry(_Strict):
     vars: dict[str, str | int | float] = Field(default_factory=dict)
 
 
-class Scenario(_Strict):
+class Scenario(Strict):
     name: str
     description: str = ""
     target: TargetSpec = TargetSpec()

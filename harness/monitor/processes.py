@@ -18,7 +18,7 @@ import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.config.scenario import ProcessSelector
+from harness.config.monitors import ProcessSelector
 from harness.runtime.periodic import Every
 from records.schema import MetricRow, ResourceRow, Row, RowSink
 

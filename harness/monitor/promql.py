@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from harness.config.scenario import RESOURCE_FIELDS, PrometheusSpec
+from harness.config.monitors import RESOURCE_FIELDS, PrometheusSpec
 from harness.errors import SourceError
 from harness.monitor.processes import PolledSource
 from records.schema import ResourceRow, RowSink

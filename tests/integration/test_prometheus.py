@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from analysis.load import read_table
-from harness.config.scenario import PrometheusSpec, PromQuery
+from harness.config.monitors import PrometheusSpec, PromQuery
 from harness.monitor.promql import PrometheusSource
 from records.schema import Row, table_of
 from stack.roles import free_port

@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 import pytest
 
-from harness.config.scenario import ProcessSelector
+from harness.config.monitors import ProcessSelector
 from harness.monitor.processes import (
     MetricsScraper,
     ProcessSelection,

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis.load import read_table
-from harness.config.scenario import RESOURCE_FIELDS
+from harness.config.monitors import RESOURCE_FIELDS
 from records.documents import (
     DocumentError,
     SchemaVersionError,

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli.main import main
-from harness.config.scenario import load_scenario, parse_duration_s
+from harness.config.base import parse_duration_s
+from harness.config.scenario import load_scenario
 from records.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
