@@ -49,8 +49,8 @@ def new_stream(api: httpx.Client) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def stack_dir() -> Iterator[Path]:
-    """A run folder for a module's CLI runs: the first `run` starts the stack there and the
-    later ones reuse it; stopped and removed after the module."""
+    """A run folder for a module's CLI runs: each `run` starts its stack there and stops it
+    again (a run stops the stack it started); removed after the module."""
     run_dir = new_run_dir("run")
     yield run_dir
     subprocess.run([sys.executable, "-m", "harness.cli", "stack", "down", "--run-dir",
