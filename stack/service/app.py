@@ -63,7 +63,9 @@ async def front_door(request: web.Request, handler: Handler) -> web.StreamRespon
     except web.HTTPException as exc:
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}.get(
             exc.status, "HTTP_ERROR")
-        response = error_response(exc.status, code, exc.reason, request_id)
+        # A 405 names the methods the resource has (RFC 9110 §15.5.6: Allow is required).
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        response = error_response(exc.status, code, exc.reason, request_id, allow)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         response = error_response(500, "INTERNAL_ERROR", "internal error", request_id)

@@ -179,11 +179,8 @@ class NovaService:
         await self.live.cache_stream(str(row.id), row_to_cache(row), active=True)
         self.spawn(self.best_effort(self.db.record_event(row.id, "stream_started",
                                                          {"client_id": client_id})))
-        await self.live.publish(str(row.id), {"event": "stream_started", "data": {
-            "broadcaster_id": str(row.broadcaster_id), "title": row.title,
-            "description": row.description, "quality": row.quality, "fps": row.fps,
-            "bitrate_kbps": row.bitrate_kbps,
-        }})
+        await self.live.publish(str(row.id), {"event": "stream_started",
+                                              "data": started_data(row)})
         return row
 
     async def publisher_lost(self, row: StreamRow, client_id: str) -> bool:
@@ -233,13 +230,21 @@ class NovaService:
         await self.live.publish(str(row.id), {"event": "quality_changed", "data": {
             "previous_quality": row.quality, "new_quality": quality,
             "previous_bitrate_kbps": row.bitrate_kbps, "new_bitrate_kbps": bitrate_kbps,
-            "fps": fps, "reason": "broadcaster_request",
+            "fps": fps, "reason": "broadcaster_changed",
         }})
         return updated
 
 
-def duration_seconds(row: StreamRow) -> float:
+def started_data(row: StreamRow) -> dict[str, Any]:
+    """The `stream_started` event's fields."""
+    return {"broadcaster_id": str(row.broadcaster_id), "title": row.title,
+            "description": row.description, "quality": row.quality, "fps": row.fps,
+            "bitrate_kbps": row.bitrate_kbps}
+
+
+def duration_seconds(row: StreamRow) -> int:
+    """Whole seconds the stream has been (or was) active: Nova's contract types it integer."""
     if row.started_at is None:
-        return 0.0
+        return 0
     end = row.ended_at or utcnow()
-    return round((end - row.started_at).total_seconds(), 3)
+    return int((end - row.started_at).total_seconds())

@@ -37,6 +37,13 @@ class ServiceMetrics:
         self.stream_duration = Histogram(
             "nova_streaming_stream_duration_seconds", "Duration of ended streams",
             buckets=(10, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600), registry=r)
+        self.quality_bitrate = Gauge(
+            "nova_streaming_quality_bitrate_kbps",
+            "Bitrate of an active stream's current quality, kbps", ["stream_id"], registry=r)
+        self.rtmp_ingestion_latency = Histogram(
+            "nova_streaming_rtmp_ingestion_latency_seconds",
+            "From nginx-rtmp's on_publish call to the stream being active and announced",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=r)
         self.broadcast_errors = Counter(
             "nova_streaming_broadcast_errors_total", "Rejected or failed RTMP publishes",
             ["error_type"], registry=r)
@@ -48,6 +55,9 @@ class ServiceMetrics:
             ["method", "route"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=r)
+        self.viewer_issues = Counter(
+            "nova_streaming_viewer_issues_total", "Playback issues viewers reported "
+            "(report_issue)", ["issue_type"], registry=r)
         self.ws_messages_sent = Counter(
             "nova_streaming_websocket_messages_sent_total", "Viewer socket frames sent",
             ["event"], registry=r)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
@@ -152,6 +153,7 @@ async def _publish_form(request: web.Request) -> tuple[str, str]:
 
 @routes.post("/api/v1/streams/auth")
 async def rtmp_auth(request: web.Request) -> web.Response:
+    started = time.perf_counter()
     key, client_id = await _publish_form(request)
     svc = service(request)
     try:
@@ -163,6 +165,7 @@ async def rtmp_auth(request: web.Request) -> web.Response:
         svc.metrics.broadcast_errors.labels("rejected_key").inc()
         raise ApiError(403, "FORBIDDEN", "unknown stream key or stream already ended")
     log.info("publish allowed for stream %s (client %s)", row.id, client_id)
+    svc.metrics.rtmp_ingestion_latency.observe(time.perf_counter() - started)
     return web.json_response({"status": "ok", "stream_id": str(row.id)})
 
 
@@ -230,10 +233,12 @@ async def _refresh_gauges(svc: NovaService) -> None:
     for region in REGIONS:
         svc.metrics.active_streams.labels(region).set(by_region.get(region, 0))
     svc.metrics.stream_viewers.clear()
+    svc.metrics.quality_bitrate.clear()
     peak = 0
     for row in active:
         viewers, stream_peak = await svc.live.counts(str(row.id))
         svc.metrics.stream_viewers.labels(str(row.id)).set(viewers)
+        svc.metrics.quality_bitrate.labels(str(row.id)).set(row.bitrate_kbps)
         peak = max(peak, stream_peak, row.peak_viewers)
     svc.metrics.peak_viewers.set(peak)
     svc.metrics.websocket_connections.set(svc.hub.open_sockets)

@@ -38,7 +38,9 @@ class ActiveQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     limit: Annotated[int, Field(ge=1, le=100)] = 20
-    offset: Annotated[int, Field(ge=0)] = 0
+    # PostgreSQL's OFFSET is a bigint: a larger number is the client's error (400), not the
+    # database's (it would raise, and the client would see a 500).
+    offset: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
     region: Region | None = None
 
 

@@ -34,6 +34,18 @@ class Viewer:
     session_id: uuid.UUID = field(default_factory=uuid.uuid4)
     ping_sequence: int = 0
     last_alive_s: float = 0.0
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    close_code: int = 1000
+    close_message: bytes = b""
+
+    def request_close(self, code: int, message: bytes) -> None:
+        """Ask the socket's own handler to close it. Only the task that reads the socket can
+        wait for the client's close frame (RFC 6455 §7.1.1): closed by another task while a
+        read is pending, aiohttp drops the TCP connection at once and the client sees an
+        unclean close."""
+        if not self.closing.is_set():
+            self.close_code, self.close_message = code, message
+            self.closing.set()
 
 
 def frame(event: str, stream_id: str, data: dict[str, Any]) -> str:
@@ -129,8 +141,8 @@ class ViewerHub:
             self._metrics.ws_messages_sent.labels(event).inc(len(viewers))
         if event == "stream_ended":
             self._announced.pop(stream_id, None)
-            await asyncio.gather(*(v.ws.close(code=1000, message=b"stream ended")
-                                   for v in viewers), return_exceptions=True)
+            for viewer in viewers:
+                viewer.request_close(1000, b"stream ended")
 
     async def _send(self, viewer: Viewer, text: str) -> None:
         try:
@@ -151,7 +163,7 @@ class ViewerHub:
         if now_s - viewer.last_alive_s > self._settings.ws_pong_timeout_s:
             log.info("dropping viewer %s: no pong for %.0fs", viewer.session_id,
                      now_s - viewer.last_alive_s)
-            await viewer.ws.close(code=1001, message=b"pong timeout")
+            viewer.request_close(1001, b"pong timeout")
             return
         viewer.ping_sequence += 1
         await self._send(viewer, frame("ping", viewer.stream_id,

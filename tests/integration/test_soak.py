@@ -25,9 +25,14 @@ CLI = [sys.executable, "-m", "harness.cli"]
 TREND_VERDICTS = ("memory-no-growth", "latency-no-drift")
 
 
-def scenario(folder: Path, instances: int, hold: str = "150s") -> Path:
+CYCLES = {"cycle_viewers": 40, "cycle_start": "15s", "cycle_connect": "5s", "cycle_hold": "15s",
+          "cycle_idle": "20s", "report_every": "60s"}
+
+
+def scenario(folder: Path, instances: int, hold: str = "150s",
+             **cycles: str) -> Path:
     """A soak of minutes: the first cycle connects 15 s into the hold and ends (idle) 40 s
-    later; an interim verdict every 60 s."""
+    later; an interim verdict every 60 s (`cycles` changes any of that)."""
     path = folder / "soak-short.yaml"
     path.write_text(json.dumps({
         "name": "soak-short", "stack": {"instances": instances},
@@ -35,8 +40,7 @@ def scenario(folder: Path, instances: int, hold: str = "150s") -> Path:
                  "cooldown": "5s"},
         "streams": {"count": 2}, "viewers": {"per_stream": 10, "info_interval_s": 2},
         "api_clients": {"rate_per_s": 5},
-        "soak": {"cycle_viewers": 40, "cycle_start": "15s", "cycle_connect": "5s",
-                 "cycle_hold": "15s", "cycle_idle": "20s", "report_every": "60s"},
+        "soak": {**CYCLES, **cycles},
         "thresholds": str(ROOT / "scenarios/thresholds/soak.yaml")}))
     return path
 
@@ -120,11 +124,12 @@ def test_killed_soak_is_judged_then_resumed(tmp_path: Path) -> None:
 def test_a_service_that_keeps_memory_per_viewer_fails_the_soak(tmp_path: Path) -> None:
     leak = {"NOVA_BROKEN_LEAK_PER_VIEWER_BYTES": str(512 * 1024)}
     with running_stack("soak-leak", service_env=leak) as leaking:
-        # One cycle is enough to show memory that never came back.
-        result = subprocess.run([*CLI, "soak", str(scenario(tmp_path, 1, hold="65s")),
-                                 "--run-dir",
-                                 str(leaking.run_dir), "--results", str(tmp_path / "r"),
-                                 "--quiet"], capture_output=True, text=True, timeout=300)
+        # One short cycle is enough to show memory that never came back.
+        short = scenario(tmp_path, 1, hold="40s", cycle_start="5s", cycle_hold="10s",
+                         cycle_idle="15s")
+        result = subprocess.run([*CLI, "soak", str(short), "--run-dir", str(leaking.run_dir),
+                                 "--results", str(tmp_path / "r"), "--quiet"],
+                                capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr
     found = statuses(next((tmp_path / "r").iterdir()))
     # Minutes are too short for a trend; the cycles show the memory that never came back.

@@ -37,7 +37,7 @@ def test_refusals_happen_before_the_upgrade(stack: RunningStack, api: httpx.Clie
     assert handshake_status(f"{base}?token=garbage") == 401
     assert handshake_status(f"{base}?token={stack.minter.expired()}") == 401
     assert handshake_status(ws_url(stack.api, str(uuid.uuid4()), token)) == 404
-    assert handshake_status(ws_url(stack.api, "nope", token)) == 404
+    assert handshake_status(ws_url(stack.api, "nope", token)) == 400  # Nova: invalid stream_id
     assert handshake_status(ws_url(stack.api, sid, token)) == 101
     api.delete(f"/api/v1/streams/{sid}")
     assert handshake_status(ws_url(stack.api, sid, token)) == 410
