@@ -106,5 +106,9 @@ def create_app(settings: Settings) -> web.Application:
         yield
         await app[SERVICE].close()
 
+    async def going_away(app: web.Application) -> None:
+        app[SERVICE].hub.going_away()
+
     app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(going_away)  # before the server waits for open handlers
     return app

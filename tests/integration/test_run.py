@@ -215,7 +215,7 @@ def test_a_token_file_that_expires_mid_run_starts_nothing(stack_dir: Path,
 def test_hls_viewers_play_at_the_live_edge(stack_dir: Path, tmp_path: Path) -> None:
     result = subprocess.run(
         [*CLI, "run", str(ROOT / "scenarios/smoke.yaml"), "--run-dir", str(stack_dir),
-         "--results", str(tmp_path), "--quiet", "--duration", "25s", "--viewers-per-stream", "4",
+         "--results", str(tmp_path), "--quiet", "--duration", "20s", "--viewers-per-stream", "4",
          "--hls-share", "1", "--api-rate", "10"], capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     samples = read_table(next(tmp_path.iterdir()), "samples")
