@@ -42,7 +42,7 @@ viewers: {{per_stream: 10, info_interval_s: 1}}
 api_clients: {{rate_per_s: 10, mix: {{list_active: 5, get: 3, health: 1}}}}
 writes: {{rate_per_s: 2}}
 chaos:
-  - {{experiment: {experiment}, at: 15s, vars: {vars}}}
+  - {{experiment: {experiment}, at: {at}, vars: {vars}}}
 thresholds: {thresholds}
 """
 VARS = {"kill-postgres": "{outage_s: 3}", "kill-redis": "{outage_s: 3}",
@@ -63,10 +63,10 @@ def stack() -> Iterator[RunningStack]:
         yield running
 
 
-def scenario_file(folder: Path, name: str, hold: str = "35s") -> Path:
+def scenario_file(folder: Path, name: str, hold: str = "35s", at: str = "15s") -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(SCENARIO.format(
-        name=name, hold=hold, experiment=ROOT / "chaos/local" / f"{name}.json",
+        name=name, hold=hold, at=at, experiment=ROOT / "chaos/local" / f"{name}.json",
         vars=VARS[name], thresholds=ROOT / "scenarios/thresholds/failover.yaml"))
     return path
 
@@ -196,7 +196,8 @@ CHECKS = {"postgres-failover": check_failover, "kill-postgres": check_kill_postg
 
 def test_ctrl_c_during_a_fault_runs_the_rollback(stack: RunningStack, tmp_path: Path) -> None:
     scenario = tmp_path / "kill-postgres.yaml"
-    scenario.write_text(scenario_file(tmp_path, "kill-postgres", hold="60s").read_text()
+    # The fault as soon as the ramp is over: only the interruption is under test here.
+    scenario.write_text(scenario_file(tmp_path, "kill-postgres", hold="60s", at="6s").read_text()
                         .replace("{outage_s: 3}", "{outage_s: 120}"))
     results = tmp_path / "results"
     proc = subprocess.Popen([*CLI, "run", str(scenario), "--run-dir", str(stack.run_dir),
