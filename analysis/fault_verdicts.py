@@ -14,7 +14,7 @@ import pandas as pd
 from analysis.counts import count_matches, observed_counts
 from analysis.load import RunData, operation_end_s
 from analysis.stats import Estimate
-from records.schema import HTTP, RTMP_PUBLISH, WS_CONNECT, WS_RECONNECT, WS_RTT
+from records.schema import HTTP, RTMP_PUBLISH, STREAM_GONE_DETAIL, WS_CONNECT, WS_RECONNECT, WS_RTT
 
 # The request traffic a fault is judged on: API calls, viewer (re)connects, socket round trips.
 TRAFFIC_KINDS = (HTTP, WS_CONNECT, WS_RTT)
@@ -185,7 +185,7 @@ def _viewers(run: RunData, start: float, end: float) -> tuple[int, int, int, lis
     # A viewer that then learned its stream had ended (a reconnect refused 410) before it got
     # back has nothing to come back to: the stream's end, not the fault, closed it. A 410 after
     # it got back (the run's end) says nothing about the fault.
-    ended = events[(events.type == "stream_ended_seen") & (events.detail == "http_410") &
+    ended = events[(events.type == "stream_ended_seen") & (events.detail == STREAM_GONE_DETAIL) &
                    (events.ts >= start)]
     ended = ended[ended.ts < ended.user.astype(object).map(rejoined_s).fillna(math.inf)]
     users = set(drops.user.dropna()) - set(ended.user.dropna())

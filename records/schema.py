@@ -165,6 +165,9 @@ SAMPLE_KINDS = frozenset({
 # Kinds whose `latency_ms` is a delay read at `ts` (a push latency, a live lag), not the length
 # of an operation that began at `ts`; every other kind's operation spans ts .. ts + latency.
 READING_KINDS = frozenset({WS_EVENT, HLS_LIVE_LAG, HLS_INGEST_DELAY})
+# `stream_ended_seen`'s detail when a viewer learned the end from a refused reconnect (the
+# status the profile's `errors.stream_gone` names; 410 on the reference, hence the name).
+STREAM_GONE_DETAIL = "http_410"
 # A soak's extra viewers are users named `cycle<N>-v<i>` (harness/soak/cycles.py); analysis keeps
 # them apart from the planned viewers.
 CYCLE_USER_PREFIX = "cycle"

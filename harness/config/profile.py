@@ -83,6 +83,10 @@ class ErrorCodes(Strict):
     invalid_body: int
     rate_limited: int
     webhook_reject: int
+    # The status a socket upgrade gets for a stream that has ended (the reference: 410, an
+    # extension to Nova's documents); null when the target has none, so a refused reconnect
+    # is never taken for the stream's end.
+    stream_gone: int | None = 410
 
 
 class JwtSpec(Strict):

@@ -3,13 +3,24 @@
 A server that closes a socket while the viewer's request is still unread sends a TCP reset, and
 the reset discards whatever the viewer had not read yet, `stream_ended` included (CI run of
 2026-11-29: 1 of 20 viewers at a stream's end, no close code, its reconnect refused 410). So a
-break is held until the next connect attempt: refused 410 (the stream is gone) at that first
-attempt, it was the stream's end; anything else (connected, refused otherwise, no answer), it
-was a drop, recorded at the time the socket broke."""
+break is held until the next connect attempt: refused with the profile's `errors.stream_gone`
+(410 on the reference) at that first attempt, it was the stream's end; anything else
+(connected, refused otherwise, no answer), it was a drop, recorded at the time the socket
+broke. (The reference service now waits for the client's close frame, so it no longer resets;
+other targets may.)"""
 
 from __future__ import annotations
 
 from typing import Protocol
+
+from harness.config.profile import Profile
+from records.schema import STREAM_GONE_DETAIL
+
+
+def refused_as_gone(profile: Profile, status: int) -> bool:
+    """Whether an upgrade refused with `status` says the stream has ended (the profile's
+    `errors.stream_gone`; never, for a target without such a status)."""
+    return profile.errors.stream_gone is not None and status == profile.errors.stream_gone
 
 
 class EventSink(Protocol):
@@ -36,7 +47,7 @@ class DropTracker:
         if self.broken_at_s is None:
             return
         self._undecided = False  # if still undecided, the stream's end closed it: not a drop
-        self.sink.event("stream_ended_seen", self.stream, self.user, detail="http_410")
+        self.sink.event("stream_ended_seen", self.stream, self.user, detail=STREAM_GONE_DETAIL)
         self.broken_at_s = None
 
     def attempted(self) -> None:

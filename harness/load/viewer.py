@@ -18,7 +18,7 @@ import websocket
 from locust import User, constant, task
 
 from harness.load.context import StreamPlan, UserContext
-from harness.load.drops import DropTracker
+from harness.load.drops import DropTracker, refused_as_gone
 from harness.load.hls import HlsPlayer
 from harness.load.reactor import reactor
 from harness.load.wsfast import OP_CLOSE, OP_TEXT, FastSocket, HandshakeRefused
@@ -147,7 +147,7 @@ class ViewerConnection:
             ws.connect()
         except HandshakeRefused as exc:
             self._connect_failed(started, exc.status, f"HTTP {exc.status}")
-            if exc.status == 410:
+            if refused_as_gone(self.profile, exc.status):
                 self.stream_ended = True  # nothing to reconnect to
                 self.drop.stream_gone()
             else:

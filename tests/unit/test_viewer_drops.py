@@ -63,3 +63,14 @@ def test_no_break_no_events() -> None:
     drops.stream_gone()  # a first connect refused 410: the stream was over before it joined
     drops.settle()
     assert events.rows == []
+
+
+def test_the_profile_says_which_refusal_means_the_stream_is_gone() -> None:
+    from harness.config.profile import load_profile
+    from harness.load.drops import refused_as_gone
+
+    doc, served = load_profile("nova-doc"), load_profile("nova-served")
+    assert refused_as_gone(doc, 410) and not refused_as_gone(doc, 404)
+    # The served variant has no such status: a refused reconnect is never the stream's end.
+    assert served.errors.stream_gone is None
+    assert not any(refused_as_gone(served, status) for status in (401, 404, 410))
