@@ -195,6 +195,11 @@ class CheckList(RootModel[list[CheckRecord]]):
 Model = TypeVar("Model", bound=BaseModel)
 
 
+def _first_problems(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}"
+                     for e in error.errors()[:3])
+
+
 def read_document(path: Path, model: type[Model]) -> Model:
     """`path` parsed into `model`; a missing, unreadable or malformed file is a DocumentError
     that names the file and the first problems."""
@@ -202,12 +207,10 @@ def read_document(path: Path, model: type[Model]) -> Model:
         return model.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise DocumentError(f"{path}: not there") from None
+    except ValidationError as exc:  # before ValueError, which it is
+        raise DocumentError(f"{path}: not a {model.__name__} document "
+                            f"({_first_problems(exc)})") from None
     except (OSError, ValueError) as exc:
-        if isinstance(exc, ValidationError):
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}"
-                                 for e in exc.errors()[:3])
-            raise DocumentError(f"{path}: not a {model.__name__} document ({problems})") \
-                from None
         raise DocumentError(f"{path}: cannot read it ({exc})") from None
 
 
@@ -236,9 +239,7 @@ def read_manifest(results_dir: Path) -> Manifest:
     try:
         return Manifest.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                             for e in exc.errors()[:3])
-        raise DocumentError(f"{path}: not a manifest ({problems})") from None
+        raise DocumentError(f"{path}: not a manifest ({_first_problems(exc)})") from None
 
 
 def dump(document: _Document) -> dict[str, Any]:
