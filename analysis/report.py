@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,10 @@ class Written:
     summary_md: Path
     junit_xml: Path
     report_html: Path
-    all: list[Path] = field(default_factory=list)
+
+    @property
+    def all(self) -> list[Path]:
+        return [self.verdict_json, self.summary_md, self.junit_xml, self.report_html]
 
 
 def write_reports(report: Report, folder: Path) -> Written:
@@ -127,6 +130,4 @@ def write_reports(report: Report, folder: Path) -> Written:
     paths.summary_md.write_text(summary_md(report))
     paths.junit_xml.write_bytes(junit_xml(report))
     paths.report_html.write_text(html_page(report))
-    paths.all.extend([paths.verdict_json, paths.summary_md, paths.junit_xml,
-                      paths.report_html])
     return paths

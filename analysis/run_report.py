@@ -56,7 +56,6 @@ def phase_line(run: RunData) -> str:
             f"exclude them: {', '.join(parts) or 'none'} (each line's `judged` column)")
 
 
-
 def run_facts(run: RunData, verdict: Verdict | None = None) -> dict[str, Any]:
     """The run block of every report: what ran, where, and what produced the verdict."""
     m = run.manifest
@@ -120,9 +119,9 @@ def soak_lines(run: RunData) -> list[str]:
     return lines
 
 
-def verdict_document(run: RunData, verdict: Verdict) -> dict[str, Any]:
+def verdict_document(run: RunData, verdict: Verdict, facts: dict[str, Any]) -> dict[str, Any]:
     """verdict.json: the verdict, the run's facts, fault figures and consistency."""
-    return {**verdict.to_json(), "run": run_facts(run, verdict),
+    return {**verdict.to_json(), "run": facts,
             "faults": faults.summary_json(run),
             "consistency": {"viewer_counts": [asdict(f) for f in
                                               consistency.source_figures(run)],
@@ -138,24 +137,18 @@ def result_line(result: Result) -> Line:
                 junit_out=f"{r.checklist}: {r.reason}", failure_text=_value(r))
 
 
-def _sections_md(run: RunData) -> list[str]:
-    lines = []
-    for title, found in (("Faults:", fault_lines(run)),
-                         ("Consistency (§14):", consistency_lines(run)),
-                         ("Soak trends (§15):", soak_lines(run))):
-        if found:
-            lines += [title, *[f"- {line}" for line in found], ""]
-    return lines
+def sections(run: RunData) -> list[tuple[str, list[str]]]:
+    """The report's titled lists that have something to say: faults, consistency, soak."""
+    found = [("Faults", fault_lines(run)), ("Consistency (§14)", consistency_lines(run)),
+             ("Soak trends (§15)", soak_lines(run))]
+    return [(title, lines) for title, lines in found if lines]
 
 
-def _sections_html(run: RunData, facts: dict[str, Any], charts: list[Path]) -> str:
+def _after_html(titled: list[tuple[str, list[str]]], facts: dict[str, Any],
+                charts: list[Path]) -> str:
     esc = html.escape
-    out = ""
-    for title, found in (("Faults", fault_lines(run)), ("Consistency (§14)",
-                                                        consistency_lines(run)),
-                         ("Soak trends (§15)", soak_lines(run))):
-        if found:
-            out += f"<h2>{title}</h2><ul>{''.join(f'<li>{esc(x)}</li>' for x in found)}</ul>"
+    out = "".join(f"<h2>{title}</h2><ul>{''.join(f'<li>{esc(x)}</li>' for x in lines)}</ul>"
+                  for title, lines in titled)
     images = "".join(
         f"<h3>{esc(chart.stem)}</h3><img alt='{esc(chart.stem)}' src='data:image/png;base64,"
         f"{base64.b64encode(chart.read_bytes()).decode()}'>" for chart in charts)
@@ -168,14 +161,18 @@ def run_report(run: RunData, verdict: Verdict, charts: list[Path]) -> Report:
     """The report of a judged run."""
     esc = html.escape
     facts = run_facts(run, verdict)
-    notes = [f"invalid run: {p}" for p in verdict.validity] + list(verdict.notes)
+    phases = phase_line(run)
+    titled = sections(run)
+    invalid = [f"invalid run: {problem}" for problem in verdict.validity]
     notes_md = [f"{facts['planned_viewers']} viewers on {facts['streams']} streams, "
                 f"{facts['duration_s']} s, target {facts['target']}", "",
-                provenance_line(facts), "", phase_line(run), "",
-                *[f"- ⚠ {n}" if n.startswith("invalid") else f"- note: {n}" for n in notes],
-                "", *_sections_md(run)]
-    notes_html = "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in [*notes, phase_line(run)]) + \
-        "</ul>"
+                provenance_line(facts), "", phases, "",
+                *[f"- ⚠ {line}" for line in invalid],
+                *[f"- note: {note}" for note in verdict.notes], ""]
+    for title, lines in titled:
+        notes_md += [f"{title}:", *[f"- {line}" for line in lines], ""]
+    notes_html = "<ul>" + "".join(f"<li>{esc(n)}</li>"
+                                  for n in [*invalid, *verdict.notes, phases]) + "</ul>"
     return Report(
         status=verdict.status,
         heading=f"Nova harness: **{verdict.status}** — {facts['scenario']} ({facts['run_id']})",
@@ -183,8 +180,8 @@ def run_report(run: RunData, verdict: Verdict, charts: list[Path]) -> Report:
         columns=("threshold", "checklist", "observed [95 % CI]", "limit", "n", "judged",
                  "reason"),
         lines=tuple(result_line(r) for r in verdict.results),
-        verdict=verdict_document(run, verdict), notes_md=tuple(notes_md),
-        notes_html=notes_html, after_html=_sections_html(run, facts, charts))
+        verdict=verdict_document(run, verdict, facts), notes_md=tuple(notes_md),
+        notes_html=notes_html, after_html=_after_html(titled, facts, charts))
 
 
 def write(run: RunData, verdict: Verdict, charts: list[Path], folder: Path) -> Written:
