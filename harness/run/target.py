@@ -53,9 +53,6 @@ class RunTarget:
             self.started_stack = False
             local.down(self.stack_dir)
 
-    def start(self) -> None:
-        """Nothing: `connect()` starts what it must (the services interface)."""
-
     def _endpoints(self) -> dict[str, str]:
         target = self.scenario.target
         if target.stack == "local":
