@@ -24,6 +24,7 @@ EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INVALID, EXIT_UNREACHABLE, EXIT_INTERRUPT
     0, 1, 2, 3, 4, 130)
 
 Command = Callable[[argparse.Namespace], int]
+MAX_EXAMPLES = 500  # generated requests per operation and kind: a bound, not a target
 
 
 def plural(count: int, noun: str) -> str:
@@ -139,13 +140,15 @@ def _check_target(args: argparse.Namespace) -> Target:
     """The local stack in --run-dir (its endpoints, keys, DSN), or --target with its options."""
     from harness.auth.keys import minter_for, stack_algorithm
     from harness.config.profile import load_profile
-    from harness.suites.base import Target
+    from harness.suites.base import ContractOptions, Target
     from stack.jwtkeys import secrets_dir
     from stack.state import read_state
 
     profile = load_profile(args.profile)
     minter = minter_for(run_dir=args.run_dir, secret_env=args.secret_env,
                         key_file=args.key_file)
+    contract = ContractOptions(str(args.openapi) if args.openapi else None, args.seed,
+                               args.examples)
     public_key = args.public_key_file.read_text() if args.public_key_file else None
     if args.target is None:
         endpoints = read_state(args.run_dir).endpoints
@@ -155,7 +158,7 @@ def _check_target(args: argparse.Namespace) -> Target:
                       endpoints["hls_base"], endpoints["metrics_url"], profile, minter,
                       args.database_url or endpoints.get("monitor_database_url"),
                       args.redis_url or endpoints.get("monitor_redis_url"), public_key,
-                      args.ca_file)
+                      args.ca_file, contract)
     problems = [f"--{name.replace('_', '-')} is needed with --target"
                 for name in ("rtmp_url", "hls_base") if getattr(args, name) is None]
     if not (args.secret_env or args.key_file):
@@ -165,13 +168,19 @@ def _check_target(args: argparse.Namespace) -> Target:
     base = args.target.rstrip("/")
     return Target(base, "ws" + base.removeprefix("http"), args.rtmp_url, args.hls_base,
                   f"{base}{profile.paths.metrics}", profile, minter, args.database_url,
-                  args.redis_url, public_key, args.ca_file)
+                  args.redis_url, public_key, args.ca_file, contract)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from harness.suites.runner import selected
 
-    suites = selected([name for value in args.suite for name in value.split(",")])
+    problems = _contract_problems(args)
+    try:
+        suites = selected([name for value in args.suite for name in value.split(",")])
+    except InputError as exc:
+        raise InputError(exc.problems + problems, exc.hint) from None
+    if problems:
+        raise InputError(problems, hint="see docs/checks.md (the contract suite)")
     stack_started = False
     if args.target is None:
         _, reused = local.up(StackOptions(run_dir=args.run_dir))
@@ -181,6 +190,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         if stack_started:
             local.down(args.run_dir)
+
+
+def _contract_problems(args: argparse.Namespace) -> list[str]:
+    problems = []
+    if not 1 <= args.examples <= MAX_EXAMPLES:
+        problems.append(f"--examples {args.examples}: must be 1..{MAX_EXAMPLES}")
+    if args.openapi is not None and not args.openapi.is_file():
+        problems.append(f"--openapi {args.openapi}: no such file")
+    return problems
 
 
 def _checks(args: argparse.Namespace, suites: list[str]) -> int:

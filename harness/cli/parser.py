@@ -186,7 +186,7 @@ def _add_analysis_commands(sub: Any) -> None:
     p = sub.add_parser("check", help="checklist suites: one PASS/FAIL/SKIPPED line per "
                                      "checklist line (docs/checks.md)")
     p.add_argument("--suite", action="append", required=True, metavar="NAME",
-                   help="verify, api, e2e, access, security, or all (repeat or "
+                   help="verify, api, e2e, access, security, contract, or all (repeat or "
                         "comma-separate)")
     _add_run_dir(p)
     p.add_argument("--target", help="base URL of a deployed target instead of the local stack")
@@ -200,6 +200,14 @@ def _add_analysis_commands(sub: Any) -> None:
     p.add_argument("--ca-file", help="CA certificate(s) an https target's chain ends in")
     p.add_argument("--database-url", help="PostgreSQL DSN for the database checks")
     p.add_argument("--redis-url", help="Redis URL for the Redis check")
+    p.add_argument("--openapi", type=Path,
+                   help="contract suite: the target's OpenAPI file (default: the profile's)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="contract suite: seed of the generated requests (default 0; the same "
+                        "seed sends the same requests)")
+    p.add_argument("--examples", type=int, default=20,
+                   help="contract suite: generated requests per operation and kind (valid, "
+                        "valid on a real stream, invalid), 1..500 (default 20)")
     p.add_argument("--results", type=Path, default=Path("results"),
                    help="folder for the results (default: results/)")
     p.set_defaults(func=cmd_check)

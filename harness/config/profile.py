@@ -61,6 +61,9 @@ class ListEnvelope(Strict):
     needs_auth: bool
 
 
+FieldType = Literal["string", "integer", "number", "boolean", "object", "any"]
+
+
 class WebSocketSpec(Strict):
     url: str
     auth: Literal["query", "header", "none"]
@@ -69,6 +72,12 @@ class WebSocketSpec(Strict):
     keepalive: Literal["json", "json_type", "protocol", "off"]
     info_request: str | None
     events: dict[str, str | None]
+    # How often the server's keepalive ping comes: the contract walk waits this long, and 5 s
+    # more, for one.
+    ping_interval_s: float = Field(default=30.0, gt=0)
+    # Contract event → the data fields its documents promise, with their JSON types (the
+    # contract walk holds every frame it sees to them).
+    fields: dict[str, dict[str, FieldType]] = Field(default_factory=dict)
 
 
 class HlsSpec(Strict):
@@ -104,6 +113,9 @@ class Profile(Strict):
 
     name: str
     description: str = ""
+    # The target's OpenAPI document (a path relative to the profile file): what the contract
+    # suite generates requests from and holds responses to.
+    openapi: str | None = None
     paths: Paths
     fields: Fields
     statuses: Statuses
@@ -159,9 +171,12 @@ class Profile(Strict):
 
 
 def _check_events(profile: Profile, source: str) -> list[str]:
-    unknown = sorted(set(profile.ws.events) - set(CONTRACT_EVENTS))
-    return [f"{source}: ws.events.{name}: not a contract event (known: "
-            f"{', '.join(CONTRACT_EVENTS)})" for name in unknown]
+    problems = []
+    for block in ("events", "fields"):
+        unknown = sorted(set(getattr(profile.ws, block)) - set(CONTRACT_EVENTS))
+        problems += [f"{source}: ws.{block}.{name}: not a contract event (known: "
+                     f"{', '.join(CONTRACT_EVENTS)})" for name in unknown]
+    return problems
 
 
 def builtin_names() -> list[str]:
@@ -183,6 +198,16 @@ def load_profile(name_or_path: str, base_dir: Path | None = None) -> Profile:
     profile = build(Profile, read_yaml(path, "profile"), f"profile {path.name}", hint,
                     yaml_lines(path))
     problems = _check_events(profile, f"profile {path.name}")
+    spec = _openapi_path(profile, path)
+    if spec is not None and not spec.is_file():
+        problems.append(f"profile {path.name}: openapi {profile.openapi}: no such file")
     if problems:
         raise InputError(problems, hint=hint)
-    return profile
+    return profile if spec is None else profile.model_copy(update={"openapi": str(spec)})
+
+
+def _openapi_path(profile: Profile, profile_file: Path) -> Path | None:
+    if profile.openapi is None:
+        return None
+    spec = Path(profile.openapi)
+    return spec if spec.is_absolute() else (profile_file.parent / spec).resolve()

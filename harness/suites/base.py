@@ -19,12 +19,23 @@ from harness.config.profile import Profile
 from harness.errors import CheckFailed, CheckSkipped
 
 Status = Literal["PASS", "FAIL", "SKIPPED"]
-SUITES = ("verify", "api", "e2e", "access", "security")
+SUITES = ("verify", "api", "e2e", "access", "security", "contract")
 # Where a rate-limit check is SKIPPED: how to give the local stack limits it can reach (one
 # wording for all of them: docs/checks.md).
 LOW_LIMITS_HINT = ("local stack: `stack up --service-env NOVA_RATE_LIMIT_USER=100 "
                    "--service-env NOVA_RATE_LIMIT_IP=150` to have it judged")
 EXCERPT_CHARS = 200
+
+
+@dataclass(frozen=True)
+class ContractOptions:
+    """How the contract suite generates REST requests: which OpenAPI file (None: the
+    profile's), the seed that makes a run reproducible, and the examples per operation and
+    generation mode (valid, invalid; and valid against a real stream where a path names one)."""
+
+    openapi: str | None = None
+    seed: int = 0
+    examples: int = 20
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,7 @@ class Target:
     redis_url: str | None = field(default=None, repr=False)
     public_key_pem: str | None = None  # the RS256 verification key, for the HS/RS confusion
     ca_file: str | None = None  # trust anchor for an https target's certificate
+    contract: ContractOptions = ContractOptions()
 
 
 @dataclass(frozen=True)
@@ -145,6 +157,10 @@ class Check:
 
 
 REGISTRY: dict[str, list[Check]] = {suite: [] for suite in SUITES}
+# Suites whose checks depend on the target (one per operation of its OpenAPI file): each
+# expander lists them when the suite runs.
+Expander = Callable[["Target"], list[Check]]
+EXPANDERS: dict[str, list[Expander]] = {suite: [] for suite in SUITES}
 
 
 def check(suite: str, check_id: str, checklist: str) -> Callable[[CheckFunction], CheckFunction]:
@@ -153,6 +169,19 @@ def check(suite: str, check_id: str, checklist: str) -> Callable[[CheckFunction]
         REGISTRY[suite].append(Check(suite, check_id, checklist, function))
         return function
     return register
+
+
+def expander(suite: str) -> Callable[[Expander], Expander]:
+    """Register a function that lists a suite's target-dependent checks."""
+    def register(function: Expander) -> Expander:
+        EXPANDERS[suite].append(function)
+        return function
+    return register
+
+
+def checks_of(suite: str, target: Target) -> list[Check]:
+    """A suite's checks against `target`: the registered ones, then the expanders'."""
+    return REGISTRY[suite] + [item for build in EXPANDERS[suite] for item in build(target)]
 
 
 def source_address_for(target: Target, number: int) -> str | None:

@@ -13,13 +13,23 @@ from dataclasses import asdict
 from pathlib import Path
 
 from harness import __version__
-from harness.suites import access, api, e2e, security, verify  # noqa: F401  (registers their checks)
-from harness.suites.base import REGISTRY, CheckResult, Target, run_check
+from harness.suites import (  # noqa: F401  (registers their checks)
+    access,
+    api,
+    contract_props,
+    contract_rest,
+    contract_ws,
+    e2e,
+    security,
+    verify,
+)
+from harness.suites.base import EXPANDERS, REGISTRY, CheckResult, Target, checks_of, run_check
 from records.documents import CheckList
 from records.errors import InputError
 from records.recorder import atomic_write_json
 
-BUILT_SUITES = tuple(suite for suite, checks in REGISTRY.items() if checks)
+BUILT_SUITES = tuple(suite for suite, checks in REGISTRY.items()
+                     if checks or EXPANDERS[suite])
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
@@ -38,7 +48,7 @@ def run_suites(target: Target, suites: Sequence[str],
                on_result: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
     results: list[CheckResult] = []
     for suite in suites:
-        for item in REGISTRY[suite]:
+        for item in checks_of(suite, target):
             result = run_check(target, item, len(results))
             results.append(result)
             if on_result is not None:

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="session")
 def stack() -> Iterator[RunningStack]:
     """One shared stack with two service instances behind nginx (non-destructive tests)."""
-    with running_stack("shared", instances=2) as running:
+    # Pings every 3 s: the contract walk waits for one (Nova's 30 s would cost each walk 30 s).
+    with running_stack("shared", instances=2,
+                       service_env={"NOVA_WS_PING_INTERVAL_S": "3"}) as running:
         yield running
 
 

@@ -33,7 +33,8 @@ def test_check_all_passes_on_the_reference_stack(stack: RunningStack, tmp_path: 
     folder = next(tmp_path.iterdir())
     checks = json.loads((folder / "checks.json").read_text())
     statuses = {f"{c['suite']}/{c['id']}": c["status"] for c in checks}
-    assert {c["suite"] for c in checks} == {"verify", "api", "e2e", "access", "security"}
+    assert {c["suite"] for c in checks} == {"verify", "api", "e2e", "access", "security",
+                                            "contract"}
     assert {k for k, v in statuses.items() if v == "SKIPPED"} == SKIPPED_ON_THE_STACK
     assert {v for k, v in statuses.items() if k not in SKIPPED_ON_THE_STACK} == {"PASS"}
     assert len(checks) >= 35 and all(c["evidence"] for c in checks if c["status"] == "PASS")
@@ -185,10 +186,12 @@ def test_check_all_passes_on_a_stack_started_as_the_hint_says(tmp_path: Path) ->
     from tests.support import running_stack
 
     assert "NOVA_RATE_LIMIT_USER=100" in LOW_LIMITS_HINT
-    limits = {"NOVA_RATE_LIMIT_USER": "100", "NOVA_RATE_LIMIT_IP": "150"}
+    limits = {"NOVA_RATE_LIMIT_USER": "100", "NOVA_RATE_LIMIT_IP": "150",
+              "NOVA_WS_PING_INTERVAL_S": "3"}  # the contract walk waits for one ping
     with running_stack("checks-limited", service_env=limits) as limited:
         result = subprocess.run([*CLI, "check", "--suite", "all", "--run-dir",
-                                 str(limited.run_dir), "--results", str(tmp_path)],
+                                 str(limited.run_dir), "--results", str(tmp_path),
+                                 "--examples", "8"],
                                 capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     checks = json.loads((next(tmp_path.iterdir()) / "checks.json").read_text())

@@ -24,7 +24,7 @@ TARGET = Target("http://127.0.0.1:9", "ws://127.0.0.1:9", "rtmp://127.0.0.1:9/li
 
 
 def test_every_suite_is_built_and_unknown_ones_are_input_errors() -> None:
-    assert BUILT_SUITES == ("verify", "api", "e2e", "access", "security")
+    assert BUILT_SUITES == ("verify", "api", "e2e", "access", "security", "contract")
     assert selected(["all"]) == list(BUILT_SUITES)
     assert selected(["security", "verify"]) == ["verify", "security"]
     with pytest.raises(InputError) as failure:
