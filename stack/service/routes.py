@@ -145,10 +145,20 @@ async def change_quality(request: web.Request) -> web.Response:
 
 # -- RTMP webhooks (called by nginx-rtmp, form-encoded) ---------------------------------------
 
+FORM_VALUE_MAX = 256  # far beyond a real key or nginx client id
+
+
+def _form_text(value: object) -> str:
+    """A webhook form value the database can hold, or "" (no such key): PostgreSQL text
+    cannot hold NUL, and a NUL must be an unknown key, never a 500."""
+    text = str(value or "")
+    return "" if "\x00" in text or len(text) > FORM_VALUE_MAX else text
+
+
 async def _publish_form(request: web.Request) -> tuple[str, str]:
     """(stream key, nginx client id) from the webhook form."""
     form = await request.post()
-    return str(form.get("name", "")), str(form.get("clientid", ""))
+    return _form_text(form.get("name")), _form_text(form.get("clientid"))
 
 
 @routes.post("/api/v1/streams/auth")

@@ -34,6 +34,23 @@ def test_the_largest_offset_the_database_takes_is_an_empty_page(api: httpx.Clien
     assert body["streams"] == [] and body["offset"] == 2**63 - 1
 
 
+@pytest.mark.parametrize("form", [{"name": "key\x00", "clientid": "1"},
+                                  {"name": "k" * 5000, "clientid": "1"}])
+def test_a_webhook_key_the_database_cannot_hold_is_an_unknown_key(stack: RunningStack,
+                                                                   form: dict[str, str]) -> None:
+    """A NUL in the key used to reach PostgreSQL and answer 500 on both webhooks."""
+    assert_error(httpx.post(f"{stack.api}/api/v1/streams/auth", data=form), 403, "FORBIDDEN")
+    done = httpx.post(f"{stack.api}/api/v1/streams/done", data=form)
+    assert done.status_code == 200 and done.json() == {"status": "ignored"}
+
+
+def test_a_client_id_the_database_cannot_hold_does_not_stop_a_publish(
+        stack: RunningStack, new_stream: dict[str, Any]) -> None:
+    form = publish_form(str(new_stream["rtmp_key"]), client_id="7\x00")
+    response = httpx.post(f"{stack.api}/api/v1/streams/auth", data=form)
+    assert response.status_code == 200, response.text
+
+
 @pytest.mark.parametrize(("method", "path", "allowed"), [
     ("TRACE", "/api/v1/streams/active", {"GET"}),
     ("GET", "/api/v1/streams", {"POST"}),
