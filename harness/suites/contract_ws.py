@@ -196,15 +196,21 @@ class Walk:
             if unsupported:
                 return {step: Outcome("SKIPPED", unsupported) for step, _ in STEPS}
             _Steps(s, outcomes).run()
-        except CheckFailed as exc:  # the walk could not get to its steps
-            for step, _ in STEPS:
-                outcomes.setdefault(step, Outcome("FAIL", f"the walk stopped: {exc}",
-                                                  list(s.evidence)))
+        except CheckFailed as exc:  # the walk could not go on: this step and the rest fail
+            self._stopped(outcomes, str(exc), s.evidence)
+        except Exception as exc:  # a target answering what no document allows, e.g. not JSON
+            self._stopped(outcomes, f"{type(exc).__name__}: {exc}", s.evidence)
         finally:
             s.close()
         for step, _ in STEPS:
             outcomes.setdefault(step, Outcome("FAIL", "the walk stopped before this step"))
         return outcomes
+
+    @staticmethod
+    def _stopped(outcomes: dict[str, Outcome], reason: str, evidence: list[Evidence]) -> None:
+        for step, _ in STEPS:
+            outcomes.setdefault(step, Outcome("FAIL", f"the walk stopped: {reason}",
+                                              list(evidence)))
 
     def _unsupported(self) -> str | None:
         profile = self.target.profile

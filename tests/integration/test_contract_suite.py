@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from harness.suites.base import CheckResult
+from harness.suites.base import CheckResult, ContractOptions
 from harness.suites.runner import run_suites
 from tests.integration.nonconforming import nonconforming_proxy
 from tests.integration.test_checks import target_of
@@ -39,7 +40,8 @@ LISTING = "rest GET /api/v1/streams/active"
 def proxy_results(stack: RunningStack) -> dict[str, CheckResult]:
     """The suite's results against the non-conforming proxy (one run for the module)."""
     with nonconforming_proxy(stack.api) as url:
-        return {r.id: r for r in run_suites(target_of(stack, url), ["contract"])}
+        target = replace(target_of(stack, url), contract=ContractOptions(examples=10))
+        return {r.id: r for r in run_suites(target, ["contract"])}
 
 
 def test_the_suite_fails_exactly_what_a_nonconforming_target_breaks(

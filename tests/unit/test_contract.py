@@ -139,3 +139,27 @@ def test_bad_contract_options_are_all_reported_before_anything_starts(tmp_path: 
     assert f"--openapi {tmp_path / 'none.yaml'}: no such file" in result.stderr
     assert not (tmp_path / "stack").exists()  # no stack was started
 
+
+
+def test_a_walk_that_cannot_go_on_fails_every_step_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.suites import contract_ws
+
+    runs: list[int] = []
+
+    def broken_run(self: object) -> None:
+        runs.append(1)
+        raise ValueError("a frame that is not JSON")
+
+    monkeypatch.setattr(contract_ws._Steps, "run", broken_run)
+    walk = contract_ws.Walk(TARGET)
+    outcomes = [walk.outcome(step) for step, _ in contract_ws.STEPS]
+    assert runs == [1]  # one walk for all its lines, even when it broke
+    assert {o.status for o in outcomes} == {"FAIL"}
+    assert outcomes[0].reason == "the walk stopped: ValueError: a frame that is not JSON"
+
+
+def test_an_unreachable_target_stops_the_walk_with_the_cause() -> None:
+    from harness.suites.contract_ws import STEPS, Walk
+
+    outcome = Walk(TARGET).outcome(STEPS[-1][0])  # TARGET: a closed port on loopback
+    assert outcome.status == "FAIL" and "ConnectError" in outcome.reason, outcome.reason
