@@ -228,7 +228,8 @@ def _checks(args: argparse.Namespace, suites: list[str]) -> int:
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
     mapping = {"duration": "duration", "viewers_per_stream": "viewers.per_stream",
                "streams": "streams.count", "target": "target.base_url", "profile": "profile",
-               "api_rate": "api_clients.rate_per_s", "hls_share": "viewers.hls_share"}
+               "api_rate": "api_clients.rate_per_s", "hls_share": "viewers.hls_share",
+               "metrics_port": "metrics.port", "metrics_host": "metrics.host"}
     return {dotted: getattr(args, name) for name, dotted in mapping.items()
             if getattr(args, name, None) is not None}
 
@@ -275,7 +276,9 @@ def cmd_soak(args: argparse.Namespace) -> int:
                              hint="see scenarios/soak-4h.yaml and docs/soak.md")
         return _run(args, args.scenario, _overrides(args), args.results)
     resume = prepare_resume(args.resume)
-    overrides: dict[str, object] = {**resume.overrides, "duration": resume.remaining_s}
+    overrides: dict[str, object] = {**resume.overrides, "duration": resume.remaining_s,
+                                    **{k: v for k, v in _overrides(args).items()
+                                       if k.startswith("metrics.")}}
     print(f"resuming {resume.run_id}: {resume.remaining_s:.0f} s of {resume.planned_s:.0f} s "
           f"left, gap of {resume.gaps[-1]['end'] - resume.gaps[-1]['start']:.0f} s recorded")
     return _run(args, resume.scenario_path, overrides, resume.results_dir.parent, resume)
@@ -295,6 +298,10 @@ def _run(args: argparse.Namespace, scenario: Path, overrides: dict[str, object],
     print(f"run {run.run_id}: {plural(run.scenario.planned_viewers, 'viewer')} on "
           f"{plural(run.scenario.streams.count, 'stream')} for "
           f"{run.scenario.load.total_s:.0f} s -> {run.results_dir}", flush=True)
+    if run.scenario.metrics is not None:
+        metrics = run.scenario.metrics
+        print(f"metrics: http://{metrics.host}:{metrics.port}/metrics while the run lasts",
+              flush=True)
     with Progress(enabled=not args.quiet) as progress:
         outcome = run.execute(show=progress)
     manifest = outcome.manifest
@@ -373,4 +380,5 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from harness.run.worker import worker_main
 
-    return worker_main(args.master, args.index)
+    return worker_main(args.master, args.index, args.metrics_port,
+                       args.metrics_host or "127.0.0.1")

@@ -141,6 +141,15 @@ def _add_load_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_soak)
 
 
+def _add_metrics_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help=f"serve {what} for Prometheus on this port while running "
+                        f"(docs/monitoring.md)")
+    p.add_argument("--metrics-host", metavar="HOST",
+                   help="address the metrics port listens on (default 127.0.0.1, or the "
+                        "scenario's metrics.host; 0.0.0.0 for a Prometheus elsewhere)")
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     _add_overrides(p)
     _add_run_dir(p)
@@ -149,6 +158,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=0,
                    help="local Locust worker processes (default 0: one process)")
     p.add_argument("--web", type=int, metavar="PORT", help="serve Locust's web UI on this port")
+    _add_metrics_options(p, "the run's nova_harness_* series (with --workers: the totals)")
     p.add_argument("--quiet", action="store_true", help="no live progress")
     p.add_argument("--thresholds", type=Path,
                    help="threshold file (default: the scenario's, else checklist-staging)")
@@ -181,6 +191,7 @@ def _add_analysis_commands(sub: Any) -> None:
     p = sub.add_parser("worker", help="join a run's master as a Locust worker")
     p.add_argument("--master", required=True, help="HOST:PORT of the master")
     p.add_argument("--index", type=int, default=1, help="worker number (spreads streams)")
+    _add_metrics_options(p, "this worker's own nova_harness_* series (run_id worker-N)")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("check", help="checklist suites: one PASS/FAIL/SKIPPED line per "

@@ -206,6 +206,14 @@ class SoakSpec(Strict):
         return self
 
 
+class MetricsSpec(Strict):
+    """Serve the run's `nova_harness_*` series for Prometheus while it runs
+    (docs/monitoring.md). `host` 0.0.0.0 lets a Prometheus on another machine scrape it."""
+
+    port: Annotated[int, Field(ge=1, le=65535)]
+    host: str = "127.0.0.1"
+
+
 class ChaosEntry(Strict):
     """One Chaos Toolkit experiment, started `at` seconds into the run (and again every
     `repeat_every`); `vars` override its configuration (`chaos run --var`)."""
@@ -231,6 +239,7 @@ class Scenario(Strict):
     monitors: MonitorsSpec = Field(default_factory=lambda: MonitorsSpec())
     chaos: list[ChaosEntry] = Field(default_factory=list)
     soak: SoakSpec | None = None
+    metrics: MetricsSpec | None = None
     thresholds: str | None = None
 
     @property

@@ -3,6 +3,7 @@ second (and once more when the test stops), where the master's Recorder writes t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from harness.runtime.periodic import Every
@@ -12,8 +13,10 @@ MESSAGE = "nova_rows"
 
 
 class Shipper:
-    def __init__(self, runner: Any, interval_s: float = 1.0) -> None:
+    def __init__(self, runner: Any, interval_s: float = 1.0,
+                 observe: Callable[[Row], None] | None = None) -> None:
         self.runner = runner
+        self.observe = observe  # the worker's own series, when it serves them
         self.interval_s = interval_s
         self.buffers: dict[str, list[Row]] = {}
         self.every = Every(interval_s, self.ship)
@@ -21,6 +24,8 @@ class Shipper:
 
     def add(self, row: Row) -> None:
         self.buffers.setdefault(table_of(row), []).append(row)
+        if self.observe is not None:
+            self.observe(row)
 
     def ship(self) -> None:
         if not any(self.buffers.values()):

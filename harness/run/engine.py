@@ -8,6 +8,7 @@ import datetime as dt
 import signal
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ from harness.runtime.gctune import tune_gc
 from harness.runtime.periodic import Every
 from harness.soak.cycles import CycleDriver, InterimReporter
 from harness.soak.resume import Resume, segment_phases
+from harness.telemetry.exporter import HarnessMetrics, RunFacts
+from harness.telemetry.server import MetricsServer, port_problem
 from records.errors import InputError
 from records.provenance import source_commit
 from records.recorder import Recorder, atomic_write_json
@@ -99,6 +102,10 @@ class Run:
         except InputError as exc:
             problems += exc.problems
             hint = exc.hint
+        metrics = self.scenario.metrics
+        problem = port_problem(metrics.host, metrics.port) if metrics is not None else None
+        if problem:
+            problems.append(problem)
         auth = self.scenario.auth
         if auth.mode == "token_file":
             problems += token_file_problems(Path(str(auth.token_file)),
@@ -203,7 +210,9 @@ class Run:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         (self.results_dir / "logs").mkdir(exist_ok=True)
         self.recorder = Recorder(self.results_dir)
-        self.live = LiveStats(self.recorder)
+        self.metrics = HarnessMetrics(self.run_id, self.scenario.name, self.results_dir,
+                                      self._facts) if self.scenario.metrics else None
+        self.live = LiveStats(self.recorder, [self.metrics.observe] if self.metrics else [])
         self.ctx = UserContext(worker="master" if self.options.workers else "local",
                                sink=self.live)
         self.watch = SelfWatch(self.ctx)
@@ -228,9 +237,27 @@ class Run:
             start("memory trace", memtrace.MemoryTrace(
                 self.results_dir / "logs" / "memory-trace.log", self.trace_memory_s))
         start("status", Every(STATUS_INTERVAL_S, lambda: self.write_status("running")))
+        if self.metrics is not None and self.scenario.metrics is not None:
+            start("metrics endpoint", MetricsServer(self.metrics.registry,
+                                                    self.scenario.metrics.host,
+                                                    self.scenario.metrics.port))
         for name, monitor in build_monitors(self.scenario, self.ctx.sink, endpoints,
                                             self.options.stack_dir, self.ids_by_key):
             start(f"monitor {name}", monitor)
+
+    def _facts(self) -> RunFacts:
+        """What the metrics endpoint reads from the run when Prometheus scrapes."""
+        s, fleet = self.scenario, self.fleet
+        started = self.stages[0]["start"] if self.stages else time.time()
+        return RunFacts(
+            stage=self.stages[-1]["name"] if self.stages else "starting",
+            time_left_s=max(0.0, s.load.total_s - (time.time() - started)),
+            planned_viewers={b.plan.id: s.viewers.per_stream for b in fleet.broadcasts}
+            if fleet else {},
+            broadcasters=dict(Counter(fleet.states())) if fleet else {},
+            rows_written=sum(self.recorder.rows_seen.values()),
+            write_errors=len(self.recorder.write_errors),
+            saturated_s=float(self.watch.saturated_seconds))
 
     def _finish(self) -> None:
         """Close the results: the last rows written and compacted, the final manifest (with

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from records.recorder import Recorder
@@ -28,8 +28,10 @@ KEEP_S = 15.0
 class LiveStats:
     """A RowSink that forwards to the Recorder and keeps a few rolling counters."""
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder,
+                 observers: Sequence[Callable[[Row], None]] = ()) -> None:
         self.recorder = recorder
+        self.observers = tuple(observers)  # more consumers of every row (the metrics series)
         self.connected: Counter[str] = Counter()
         self.ever_connected: set[str] = set()  # steady viewers only, not a soak's cycles
         self.ws_events: deque[float] = deque()
@@ -49,6 +51,8 @@ class LiveStats:
                 self._observe(row_type._make(row))
 
     def _observe(self, row: Row) -> None:
+        for observer in self.observers:
+            observer(row)
         if isinstance(row, SampleRow):
             if row.kind == WS_EVENT:
                 _append(self.ws_events, row.ts, row.ts)
