@@ -3,6 +3,7 @@ extra service instances with their own settings, and small HTTP helpers."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -113,3 +114,32 @@ def publish_form(key: str, client_id: str = "1") -> dict[str, str]:
     return {"app": "live", "flashver": "FMLE/3.0", "swfurl": "", "tcurl": "rtmp://127.0.0.1/live",
             "pageurl": "", "addr": "127.0.0.1", "clientid": client_id, "call": "publish",
             "name": key, "type": "live"}
+
+
+@contextmanager
+def running_prometheus(folder: Path, jobs: dict[str, list[str]],
+                       rule_files: tuple[Path, ...] = ()) -> Iterator[str]:
+    """Debian's Prometheus scraping `jobs` (name → host:port targets) every second, with
+    `rule_files` loaded; yields its URL once it is ready. Stopped by PID afterwards."""
+    binary = shutil.which("prometheus")
+    assert binary, "scripts/setup installs prometheus"
+    port = roles.free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "prometheus.yml").write_text(json.dumps({  # JSON is YAML
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(path) for path in rule_files],
+        "scrape_configs": [{"job_name": name, "static_configs": [{"targets": targets}]}
+                           for name, targets in jobs.items()]}))
+    with (folder / "prometheus.log").open("ab") as log:
+        proc = subprocess.Popen([binary, f"--config.file={folder / 'prometheus.yml'}",
+                                 f"--storage.tsdb.path={folder / 'data'}",
+                                 f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                                stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for(lambda: roles.http_status(f"{url}/-/ready") == 200, 30.0, 0.2), \
+            (folder / "prometheus.log").read_text()[-2000:]
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -110,6 +110,9 @@ class HarnessMetrics:
                                       [*names, "threshold", "unit"], registry=r)
         if facts is not None:
             r.register(_FactsCollector(self.labels, facts))
+        # Counts of bad things exist at 0 from the start: "none" is data, not a gap.
+        self.stalls.labels(**self.labels)
+        self._seen_operations: set[str] = set()
 
     def observe(self, row: Row) -> None:
         """Account for one row (the Recorder has it already)."""
@@ -128,10 +131,15 @@ class HarnessMetrics:
             if row.ok:
                 self.push.labels(**labels).observe(max(0.0, seconds))
         elif row.kind == HTTP:
+            if row.name not in self._seen_operations:
+                self._seen_operations.add(row.name)
+                for failed in ("5xx", "error"):
+                    self.api.labels(**labels, operation=row.name, status_class=failed)
             self.api.labels(**labels, operation=row.name,
                             status_class=_status_class(row.status)).inc()
             self.api_latency.labels(**labels, operation=row.name).observe(seconds)
         elif row.kind == WS_CONNECT:
+            self.connects.labels(**labels, result="failed")
             self.connects.labels(**labels, result="ok" if row.ok else "failed").inc()
         elif row.kind == WS_RTT and row.ok:
             self.rtt.labels(**labels).observe(seconds)
@@ -144,6 +152,7 @@ class HarnessMetrics:
         labels = self.labels
         if row.type == "viewer_connected" and row.stream:
             self.connected.labels(**labels, stream=row.stream).inc()
+            self.dropped.labels(**labels, stream=row.stream)
         elif row.type == "viewer_closed" and row.stream:
             self.connected.labels(**labels, stream=row.stream).dec()
         elif row.type == "viewer_dropped" and row.stream:  # decided after its close

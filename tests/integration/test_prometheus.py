@@ -21,7 +21,7 @@ from harness.config.monitors import PrometheusSpec, PromQuery
 from harness.monitor.promql import PrometheusSource
 from records.schema import Row, table_of
 from stack.roles import free_port
-from tests.support import RunningStack, wait_for
+from tests.support import RunningStack, running_prometheus, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_COLLECTORS = ("cpu", "meminfo", "diskstats", "loadavg")
@@ -38,48 +38,35 @@ class ListSink:
         return [row for table, row in self.rows if table == name]
 
 
-def _start(command: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-
-
 @pytest.fixture(scope="module")
 def prometheus(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Prometheus scraping every api instance (job nova) and a node exporter (job node) at 1 s;
     yields its URL once both jobs are up and have a few samples."""
     folder = tmp_path_factory.mktemp("prometheus")
-    binary, exporter = shutil.which("prometheus"), shutil.which("prometheus-node-exporter")
-    assert binary and exporter, "scripts/setup installs prometheus and prometheus-node-exporter"
-    node_port, prom_port = free_port(), free_port()
+    exporter = shutil.which("prometheus-node-exporter")
+    assert exporter, "scripts/setup installs prometheus-node-exporter"
+    node_port = free_port()
     apis = [f"127.0.0.1:{r.port}" for name, r in stack.state.roles.items() if r.kind == "api"]
-    (folder / "prometheus.yml").write_text(json.dumps({  # JSON is YAML
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [
-            {"job_name": "nova", "static_configs": [{"targets": apis}]},
-            {"job_name": "node", "static_configs": [{"targets": [f"127.0.0.1:{node_port}"]}]}]}))
-    procs = [
-        _start([exporter, f"--web.listen-address=127.0.0.1:{node_port}",
-                "--collector.disable-defaults",
-                *(f"--collector.{name}" for name in NODE_COLLECTORS)], folder / "node.log"),
-        _start([binary, f"--config.file={folder / 'prometheus.yml'}",
-                f"--storage.tsdb.path={folder / 'data'}",
-                f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
-               folder / "prometheus.log")]
-    url = f"http://127.0.0.1:{prom_port}"
+    with (folder / "node.log").open("ab") as log:
+        node = subprocess.Popen([exporter, f"--web.listen-address=127.0.0.1:{node_port}",
+                                 "--collector.disable-defaults",
+                                 *(f"--collector.{name}" for name in NODE_COLLECTORS)],
+                                stdout=log, stderr=subprocess.STDOUT)
     try:
-        def scraped() -> bool:
-            try:
-                result = httpx.get(f"{url}/api/v1/query", params={
-                    "query": "count_over_time(up[10s]) >= 4 and up == 1"}).json()
-            except (httpx.HTTPError, ValueError):
-                return False
-            return len(result.get("data", {}).get("result", [])) == len(apis) + 1
-        assert wait_for(scraped, 30.0, 0.5), (folder / "prometheus.log").read_text()[-2000:]
-        yield url
+        with running_prometheus(folder, {"nova": apis,
+                                         "node": [f"127.0.0.1:{node_port}"]}) as url:
+            def scraped() -> bool:
+                try:
+                    result = httpx.get(f"{url}/api/v1/query", params={
+                        "query": "count_over_time(up[10s]) >= 4 and up == 1"}).json()
+                except (httpx.HTTPError, ValueError):
+                    return False
+                return len(result.get("data", {}).get("result", [])) == len(apis) + 1
+            assert wait_for(scraped, 30.0, 0.5), (folder / "prometheus.log").read_text()[-2000:]
+            yield url
     finally:
-        for proc in procs:  # only what this fixture started, by PID
-            proc.terminate()
-            proc.wait(timeout=10)
+        node.terminate()  # only what this fixture started, by PID
+        node.wait(timeout=10)
 
 
 def test_promql_rows_match_what_psutil_sees(stack: RunningStack, prometheus: str) -> None:

@@ -17,7 +17,7 @@ def load() -> dict[str, dict[str, object]]:
 
 def test_services_ports_and_healthchecks() -> None:
     services = load()
-    assert set(services) == {"postgres", "redis", "api", "nginx-rtmp"}
+    assert set(services) == {"postgres", "redis", "api", "nginx-rtmp", "prometheus", "grafana"}
     for name, service in services.items():
         assert "healthcheck" in service, name
         assert service["healthcheck"]["test"], name  # type: ignore[index]
@@ -46,3 +46,18 @@ def test_build_files_exist_and_nginx_conf_matches_the_contract() -> None:
     conf = (ROOT / "deploy/compose/nginx.conf").read_text()
     assert "on_publish http://api:8080/api/v1/streams/auth;" in conf
     assert "hls_fragment_naming system;" in conf
+
+
+def test_the_monitoring_profile_loads_the_rules_and_the_dashboard() -> None:
+    services = load()
+    assert services["prometheus"]["profiles"] == services["grafana"]["profiles"] == ["monitoring"]
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    mounted = {Path(rule).name for rule in config["rule_files"]}
+    assert mounted == {"nova-streaming-alerts.yml"}
+    assert (ROOT / "deploy/prometheus" / mounted.pop()).exists()
+    assert {job["job_name"] for job in config["scrape_configs"]} == {"nova", "nova-harness"}
+    volumes = services["grafana"]["volumes"]
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in volumes  # type: ignore[operator]
+    provider = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/dashboards/nova-harness.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
