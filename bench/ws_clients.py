@@ -1,12 +1,15 @@
 """Viewer capacity, side by side in one run: a stock Locust user with websocket-client (what a
 Locust user writes: default garbage collector, every event reported through Locust's request
 event into its stats), the harness's viewer on websocket-client, the harness's lean client
-(harness/load/wsfast.py), and the lean client without recording. Each variant is its own
+(harness/load/wsfast.py), the lean client without recording, and the lean client recording
+with the run's `nova_harness_*` series kept (what `--metrics-port` adds). Each variant is its own
 process pinned to core 0; the push server (bench/push_server.py) is pinned to core 1 and sends
 every client one event per second.
 
     .venv/bin/python bench/ws_clients.py --viewers 1000 5000 10000 --seconds 30
     .venv/bin/python bench/ws_clients.py --viewers 10000 --variants lean lean-off --rounds 6
+    .venv/bin/python bench/ws_clients.py --viewers 2000 --variants lean-off lean lean-metrics \
+        --rounds 4 --seconds 15
 
 Prints: events/s received, CPU % of the generator's core, CPU µs per received event, and the
 client-added delay p50/p99 over the measured window: receive time minus the frame's own send
@@ -42,9 +45,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 STOCK = "locust-stock"
-# Command-line names of the variants: (client, recording).
-VARIANT_NAMES = {"stock": (STOCK, True), "harness-wsc": ("websocket-client", True),
-                 "lean": ("fast", True), "lean-off": ("fast", False)}
+# Command-line names of the variants: (client, recording: on, off, or on and the run's
+# `nova_harness_*` series kept as `--metrics-port` keeps them).
+VARIANT_NAMES = {"stock": (STOCK, "on"), "harness-wsc": ("websocket-client", "on"),
+                 "lean": ("fast", "on"), "lean-off": ("fast", "off"),
+                 "lean-metrics": ("fast", "metrics")}
 
 
 def free_port() -> int:
@@ -134,11 +139,12 @@ def summary(connected: int, events: int, delays_ms: list[float], cpu_s: float,
     }
 
 
-def client(variant: str, record: bool, viewers: int, seconds: float, port: int,
+def client(variant: str, mode: str, viewers: int, seconds: float, port: int,
            alternate_pairs: int = 0) -> dict[str, Any]:
     """Runs inside the pinned client process: one window of `seconds`, or with
     `alternate_pairs` that many pairs of windows with recording switched on and off."""
     os.sched_setaffinity(0, {0})
+    record = mode != "off"
     if variant == STOCK:
         return stock_client(viewers, seconds, port)
     from harness.runtime.gctune import tune_gc
@@ -151,8 +157,11 @@ def client(variant: str, record: bool, viewers: int, seconds: float, port: int,
     from harness.config.profile import load_profile
     from harness.load.context import RunPlan, StreamPlan, UserContext
     from harness.run.engine import user_classes
+    from harness.telemetry.exporter import HarnessMetrics
     from records.recorder import Recorder
     from records.schema import WS_EVENT, EventRow, Row, SampleRow, table_of
+
+    metrics = HarnessMetrics("bench", "bench") if mode == "metrics" else None
 
     class CountingSink:
         def __init__(self, recorder: Recorder | None) -> None:
@@ -165,6 +174,8 @@ def client(variant: str, record: bool, viewers: int, seconds: float, port: int,
         def add(self, row: Row) -> None:
             if self.recorder is not None:
                 self.recorder.add(table_of(row), row)
+                if metrics is not None:
+                    metrics.observe(row)
             if isinstance(row, SampleRow) and row.kind == WS_EVENT and self.window:
                 self.events += 1
                 self.delays_ms.append(row.latency_ms)
@@ -241,43 +252,44 @@ def client(variant: str, record: bool, viewers: int, seconds: float, port: int,
     return results
 
 
-def print_ratios(viewers: int, cost_us: dict[tuple[str, bool], float]) -> None:
+def print_ratios(viewers: int, cost_us: dict[str, float]) -> None:
     """CPU per event of each recorded baseline over the lean recorded client's."""
-    lean = cost_us.get(("fast", True))
-    for baseline in (STOCK, "websocket-client"):
-        if lean and (baseline, True) in cost_us:
+    lean = cost_us.get("lean")
+    for baseline in ("stock", "harness-wsc"):
+        if lean and baseline in cost_us:
             print(f"{viewers:>7} {baseline} / lean (both recording): "
-                  f"{cost_us[(baseline, True)] / lean:.2f}x CPU per event", flush=True)
+                  f"{cost_us[baseline] / lean:.2f}x CPU per event", flush=True)
 
 
-def print_recording_cost(viewers: int, rounds: list[dict[tuple[str, bool], float]]) -> None:
-    """Recording's share of the lean client's CPU, from each round's recorded and unrecorded
-    runs (side by side, so a slow minute of the machine hits both): the median and the range
-    of the rounds, since one pair on this machine moves by several points."""
-    pairs = [(r[("fast", True)], r[("fast", False)]) for r in rounds
-             if ("fast", True) in r and ("fast", False) in r]
+def print_added_cost(viewers: int, rounds: list[dict[str, float]], more: str, less: str,
+                     what: str) -> None:
+    """What variant `more` adds over `less` (recording over none; the metrics series over
+    recording alone), from each round's two runs (side by side, so a slow minute of the
+    machine hits both): the median and the range of the rounds, since one pair on this
+    machine moves by several points."""
+    pairs = [(r[more], r[less]) for r in rounds if more in r and less in r]
     if not pairs:
         return
     extra_pct = sorted(100 * (on / off - 1) for on, off in pairs)
     extra_us = [on - off for on, off in pairs]
-    print(f"{viewers:>7} recording costs {statistics.median(extra_pct):+.1f} % "
+    print(f"{viewers:>7} {what} costs {statistics.median(extra_pct):+.1f} % "
           f"({statistics.median(extra_us):+.1f} µs per event), median of {len(extra_pct)} "
           f"rounds; range {extra_pct[0]:+.1f} to {extra_pct[-1]:+.1f} %", flush=True)
 
 
-def run_variant(variant: str, record: bool, viewers: int, port: int,
+def run_variant(variant: str, mode: str, viewers: int, port: int,
                 seconds: float) -> dict[str, Any] | None:
     """One variant in its own pinned process; None (and the cause printed) if it failed."""
     out = subprocess.run(
         [sys.executable, __file__, "--seconds", str(seconds), "--client",
-         variant, "1" if record else "0", str(viewers), str(port)],
+         variant, mode, str(viewers), str(port)],
         capture_output=True, text=True, cwd=ROOT, check=False)
     try:
         result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
         print(f"{viewers:>7} {variant:<17} failed: {out.stderr[-300:]}")
         return None
-    print(f"{viewers:>7} {variant:<17} {'on' if record else 'off':<4} "
+    print(f"{viewers:>7} {variant:<17} {mode:<4} "
           f"{result['connected']:>6} {result['events_per_s']:>7.0f} {result['cpu_pct']:>6.1f} "
           f"{result['cpu_us_per_event']:>6.1f} {result['p50_ms'] or 0:>6.2f} "
           f"{result['p99_ms'] or 0:>6.2f} {result['rss_mb']:>6.0f}", flush=True)
@@ -289,7 +301,7 @@ def run_alternating(viewers: int, port: int, seconds: float, pairs: int) -> None
     pair's two windows share the process, its sockets and the same minute of the machine."""
     out = subprocess.run(
         [sys.executable, __file__, "--seconds", str(seconds), "--alternate", str(pairs),
-         "--client", "fast", "1", str(viewers), str(port)],
+         "--client", "fast", "on", str(viewers), str(port)],
         capture_output=True, text=True, cwd=ROOT, check=False)
     try:
         result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -324,7 +336,7 @@ def main() -> None:
                         help="the push server's sends: 20 bursts a second, or spread evenly")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANT_NAMES),
                         default=list(VARIANT_NAMES),
-                        help="which clients to run, in this order (default: all four)")
+                        help="which clients to run, in this order (default: all five)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run the variants this many times in turn; with lean and "
                              "lean-off, prints recording's cost as the rounds' median")
@@ -332,11 +344,11 @@ def main() -> None:
                         help="instead of the variants: the lean client in one process, "
                              "recording on and off in turn for PAIRS pairs of --seconds "
                              "windows; prints recording's cost as the pairs' median")
-    parser.add_argument("--client", nargs=4, metavar=("VARIANT", "RECORD", "VIEWERS", "PORT"))
+    parser.add_argument("--client", nargs=4, metavar=("VARIANT", "MODE", "VIEWERS", "PORT"))
     args = parser.parse_args()
     if args.client:
-        variant, record, viewers, port = args.client
-        print(json.dumps(client(variant, record == "1", int(viewers), args.seconds, int(port),
+        variant, mode, viewers, port = args.client
+        print(json.dumps(client(variant, mode, int(viewers), args.seconds, int(port),
                                 args.alternate)))
         return
     if args.rounds < 1 or args.alternate < 0:
@@ -350,21 +362,22 @@ def main() -> None:
                                    str(ROOT / "bench/push_server.py"), str(port),
                                    "--pace", args.pace])
         time.sleep(1.5)
-        rounds: list[dict[tuple[str, bool], float]] = []
+        rounds: list[dict[str, float]] = []
         try:
             if args.alternate:
                 run_alternating(viewers, port, args.seconds, args.alternate)
                 continue
             for _ in range(args.rounds):
-                cost_us: dict[tuple[str, bool], float] = {}
-                for variant, record in (VARIANT_NAMES[name] for name in args.variants):
-                    result = run_variant(variant, record, viewers, port, args.seconds)
+                cost_us: dict[str, float] = {}
+                for name in args.variants:
+                    result = run_variant(*VARIANT_NAMES[name], viewers, port, args.seconds)
                     if result is not None:
-                        cost_us[(variant, record)] = result["cpu_us_per_event"]
+                        cost_us[name] = result["cpu_us_per_event"]
                     time.sleep(2)
                 print_ratios(viewers, cost_us)
                 rounds.append(cost_us)
-            print_recording_cost(viewers, rounds)
+            print_added_cost(viewers, rounds, "lean", "lean-off", "recording")
+            print_added_cost(viewers, rounds, "lean-metrics", "lean", "the metrics series")
         finally:
             server.terminate()
             server.wait()

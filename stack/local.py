@@ -73,7 +73,7 @@ def up(options: StackOptions, timeout_s: float = UP_TIMEOUT_S) -> tuple[StackSta
                                   "`nova-harness stack down` first")
     except StackNotRunning:
         pass
-    roles.require_binaries()
+    roles.require_binaries(prometheus=options.prometheus)
     _check_options(options)
     run_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(run_dir, 0o755)
@@ -180,6 +180,8 @@ def _healthy(kind: str, port: int) -> bool:
         return roles.redis_pings(port)
     if kind.startswith("postgres"):
         return roles.pg_ready(port)
+    if kind == "prometheus":
+        return roles.http_status(f"http://127.0.0.1:{port}/-/ready") == 200
     return roles.port_accepts(port)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -19,6 +20,9 @@ from stack.errors import StackStartError
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
+# The alert rules the optional Prometheus role loads (kept with the deploy examples).
+ALERT_RULES = Path(__file__).resolve().parents[1] / "deploy/prometheus/nova-streaming-alerts.yml"
+PROMETHEUS_SCRAPE_S = 2
 DATABASE = "nova_streaming"
 
 
@@ -40,6 +44,8 @@ class StackOptions:
     # Roles whose traffic from the service goes through a latency-injecting proxy
     # (stack.netproxy), for network faults where the kernel has no netem.
     latency_proxy: tuple[str, ...] = ()
+    # A Prometheus scraping the service instances, with the checklist's alert rules loaded.
+    prometheus: bool = False
 
 
 PROXIABLE_ROLES = ("postgres", "redis")
@@ -67,10 +73,10 @@ def program(name: str) -> str:
     return found or name
 
 
-def require_binaries() -> None:
+def require_binaries(prometheus: bool = False) -> None:
     """Fail with one line per missing program before anything starts."""
-    missing = [name for name in ("nginx", "redis-server", "ffmpeg")
-               if not Path(program(name)).is_absolute()]
+    wanted = ("nginx", "redis-server", "ffmpeg", *(("prometheus",) if prometheus else ()))
+    missing = [name for name in wanted if not Path(program(name)).is_absolute()]
     problems = [f"{name} is not installed" for name in missing]
     if not RTMP_MODULE.exists():
         problems.append(f"the nginx RTMP module is missing ({RTMP_MODULE}; Debian package "
@@ -203,6 +209,27 @@ def render_nginx(run_dir: Path, http_port: int, rtmp_port: int, api_ports: list[
     path = run_dir / "nginx" / "nginx.conf"
     path.write_text(conf)
     return path
+
+
+def render_prometheus(run_dir: Path, api_ports: list[int]) -> Path:
+    """The Prometheus role's configuration: every service instance (job `nova`), the alert
+    rules from deploy/prometheus when this checkout has them."""
+    folder = run_dir / "prometheus"
+    folder.mkdir(parents=True, exist_ok=True)
+    interval = f"{PROMETHEUS_SCRAPE_S}s"
+    config = {"global": {"scrape_interval": interval, "evaluation_interval": interval},
+              "rule_files": [str(ALERT_RULES)] if ALERT_RULES.exists() else [],
+              "scrape_configs": [{"job_name": "nova", "static_configs": [
+                  {"targets": [f"127.0.0.1:{port}" for port in api_ports]}]}]}
+    path = folder / "prometheus.yml"
+    path.write_text(json.dumps(config, indent=2))  # JSON is YAML
+    return path
+
+
+def prometheus_command(conf: Path, run_dir: Path, port: int) -> list[str]:
+    return [program("prometheus"), f"--config.file={conf}",
+            f"--storage.tsdb.path={run_dir / 'prometheus' / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
 
 
 def nginx_command(conf: Path, run_dir: Path) -> list[str]:

@@ -21,7 +21,7 @@ class RoleState:
     """One supervised process of the stack."""
 
     name: str
-    kind: str  # postgres | postgres-standby | redis | nginx | api
+    kind: str  # postgres | postgres-standby | redis | nginx | api | proxy | prometheus
     command: list[str]
     log: str
     port: int | None = None

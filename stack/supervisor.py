@@ -145,6 +145,12 @@ class Supervisor:
         conf = roles.render_nginx(run, http_port, rtmp_port, api_ports)
         add("nginx", "nginx", roles.nginx_command(conf, run), port=http_port,
             extra_ports={"rtmp": rtmp_port}, data_dir=run / "hls")
+        if o.prometheus:
+            prometheus_port = roles.free_port()
+            add("prometheus", "prometheus",
+                roles.prometheus_command(roles.render_prometheus(run, api_ports), run,
+                                         prometheus_port),
+                port=prometheus_port, data_dir=run / "prometheus")
         api_base = (f"http://127.0.0.1:{api_ports[0]}" if o.instances == 1
                     else f"http://127.0.0.1:{http_port}")
         self.state.endpoints = {
@@ -159,6 +165,9 @@ class Supervisor:
             "monitor_database_url": direct_database_url,
             "monitor_redis_url": f"redis://127.0.0.1:{redis_port}/0",
         }
+        if o.prometheus:
+            self.state.endpoints["prometheus_url"] = \
+                f"http://127.0.0.1:{self.state.roles['prometheus'].port}"
         self._check_ports()
         self._save()
 
@@ -313,6 +322,8 @@ class Supervisor:
             "api": (lambda: roles.http_status(f"http://127.0.0.1:{port}/health") == 200, 30.0),
             "nginx": (lambda: roles.port_accepts(role.extra_ports["rtmp"]) and
                       roles.http_status(f"http://127.0.0.1:{port}/stat") == 200, 10.0),
+            "prometheus": (lambda: roles.http_status(f"http://127.0.0.1:{port}/-/ready") == 200,
+                           30.0),
         }
         check, timeout_s = checks[role.kind]
         proc = self._procs[role.name]

@@ -3,12 +3,14 @@ extra service instances with their own settings, and small HTTP helpers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from aiohttp import web
 
 from harness.auth.keys import minter_for
 from harness.auth.minting import TokenMinter
@@ -143,3 +146,36 @@ def running_prometheus(folder: Path, jobs: dict[str, list[str]],
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@contextmanager
+def serving(app: web.Application) -> Iterator[str]:
+    """An aiohttp app on a free loopback port, in a thread with its own event loop (a stand-in
+    server for a test); yields its base URL, and stops it afterwards."""
+    loop = asyncio.new_event_loop()
+    ready: list[str] = []
+    started = threading.Event()
+    runner = web.AppRunner(app)
+
+    async def serve() -> None:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        ready.append(f"http://127.0.0.1:{port}")
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(serve())
+        started.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(10), "the test server did not start"
+    try:
+        yield ready[0]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -56,6 +57,7 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
         http_port=args.http_port, rtmp_port=args.rtmp_port, postgres_port=args.postgres_port,
         redis_port=args.redis_port, service_env=_service_env(args.service_env),
         latency_proxy=tuple(r for r in args.latency_proxy.split(",") if r),
+        prometheus=args.prometheus,
     )
     started = time.monotonic()
     state, reused = local.up(options)
@@ -149,6 +151,8 @@ def _check_target(args: argparse.Namespace) -> Target:
                         key_file=args.key_file)
     contract = ContractOptions(str(args.openapi) if args.openapi else None, args.seed,
                                args.examples)
+    grafana_token = os.environ.get(args.grafana_token_env) if args.grafana_token_env else None
+    watchers = {"grafana_url": args.grafana_url, "grafana_token": grafana_token}
     public_key = args.public_key_file.read_text() if args.public_key_file else None
     if args.target is None:
         endpoints = read_state(args.run_dir).endpoints
@@ -158,7 +162,8 @@ def _check_target(args: argparse.Namespace) -> Target:
                       endpoints["hls_base"], endpoints["metrics_url"], profile, minter,
                       args.database_url or endpoints.get("monitor_database_url"),
                       args.redis_url or endpoints.get("monitor_redis_url"), public_key,
-                      args.ca_file, contract)
+                      args.ca_file, contract,
+                      args.prometheus_url or endpoints.get("prometheus_url"), **watchers)
     problems = [f"--{name.replace('_', '-')} is needed with --target"
                 for name in ("rtmp_url", "hls_base") if getattr(args, name) is None]
     if not (args.secret_env or args.key_file):
@@ -168,13 +173,14 @@ def _check_target(args: argparse.Namespace) -> Target:
     base = args.target.rstrip("/")
     return Target(base, "ws" + base.removeprefix("http"), args.rtmp_url, args.hls_base,
                   f"{base}{profile.paths.metrics}", profile, minter, args.database_url,
-                  args.redis_url, public_key, args.ca_file, contract)
+                  args.redis_url, public_key, args.ca_file, contract, args.prometheus_url,
+                  **watchers)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from harness.suites.runner import selected
 
-    problems = _contract_problems(args)
+    problems = _check_option_problems(args)
     try:
         suites = selected([name for value in args.suite for name in value.split(",")])
     except InputError as exc:
@@ -192,8 +198,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             local.down(args.run_dir)
 
 
-def _contract_problems(args: argparse.Namespace) -> list[str]:
+def _check_option_problems(args: argparse.Namespace) -> list[str]:
     problems = []
+    if args.grafana_url and not (args.grafana_token_env and
+                                 os.environ.get(args.grafana_token_env)):
+        problems.append("--grafana-url needs --grafana-token-env naming a variable that holds "
+                        "a Grafana API token")
     if not 1 <= args.examples <= MAX_EXAMPLES:
         problems.append(f"--examples {args.examples}: must be 1..{MAX_EXAMPLES}")
     if args.openapi is not None and not args.openapi.is_file():

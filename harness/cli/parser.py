@@ -76,6 +76,9 @@ def _add_stack_commands(sub: Any) -> None:
     p.add_argument("--latency-proxy", default="", metavar="ROLE[,ROLE]",
                    help="route the service's postgres and/or redis traffic through a "
                         "latency-injecting proxy (for network faults; docs/chaos.md)")
+    p.add_argument("--prometheus", action="store_true",
+                   help="also run a Prometheus scraping the service, with the checklist's "
+                        "alert rules loaded (for `check --suite verify` §5/§8)")
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
     p.set_defaults(func=cmd_stack_up)
 
@@ -211,6 +214,12 @@ def _add_analysis_commands(sub: Any) -> None:
     p.add_argument("--ca-file", help="CA certificate(s) an https target's chain ends in")
     p.add_argument("--database-url", help="PostgreSQL DSN for the database checks")
     p.add_argument("--redis-url", help="Redis URL for the Redis check")
+    p.add_argument("--prometheus-url",
+                   help="the target's Prometheus, for the §5/§8 verify checks (default: the "
+                        "local stack's, with `stack up --prometheus`)")
+    p.add_argument("--grafana-url", help="the target's Grafana, for the dashboard check")
+    p.add_argument("--grafana-token-env", metavar="VAR",
+                   help="variable holding a Grafana API token (with --grafana-url)")
     p.add_argument("--openapi", type=Path,
                    help="contract suite: the target's OpenAPI file (default: the profile's)")
     p.add_argument("--seed", type=int, default=0,

@@ -255,7 +255,7 @@ class Run:
             planned_viewers={b.plan.id: s.viewers.per_stream for b in fleet.broadcasts}
             if fleet else {},
             broadcasters=dict(Counter(fleet.states())) if fleet else {},
-            rows_written=sum(self.recorder.rows_seen.values()),
+            rows_by_table=dict(self.recorder.rows_seen),
             write_errors=len(self.recorder.write_errors),
             saturated_s=float(self.watch.saturated_seconds))
 

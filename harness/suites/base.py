@@ -55,6 +55,9 @@ class Target:
     public_key_pem: str | None = None  # the RS256 verification key, for the HS/RS confusion
     ca_file: str | None = None  # trust anchor for an https target's certificate
     contract: ContractOptions = ContractOptions()
+    prometheus_url: str | None = None  # the target's Prometheus (§5/§8 checks)
+    grafana_url: str | None = None
+    grafana_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

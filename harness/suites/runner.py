@@ -20,6 +20,7 @@ from harness.suites import (  # noqa: F401  (registers their checks)
     contract_rest,
     contract_ws,
     e2e,
+    monitoring,
     security,
     verify,
 )

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.integration
 def stack() -> Iterator[RunningStack]:
     """One shared stack with two service instances behind nginx (non-destructive tests)."""
     # Pings every 3 s: the contract walk waits for one (Nova's 30 s would cost each walk 30 s).
-    with running_stack("shared", instances=2,
+    # With the Prometheus role: the §5/§8 verify checks ask it.
+    with running_stack("shared", instances=2, prometheus=True,
                        service_env={"NOVA_WS_PING_INTERVAL_S": "3"}) as running:
         yield running
 

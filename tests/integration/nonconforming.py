@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from tests.support import serving
 
 INT64_MAX = 2**63 - 1
 HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "upgrade",
@@ -110,35 +111,17 @@ class NonConformingProxy:
 @contextmanager
 def nonconforming_proxy(upstream: str) -> Iterator[str]:
     """The proxy on a free loopback port, in a thread of its own; yields its base URL."""
-    loop = asyncio.new_event_loop()
     proxy = NonConformingProxy(upstream)
-    ready: list[str] = []
-    started = threading.Event()
+    app = proxy.app()
 
-    async def serve() -> web.AppRunner:
+    async def open_session(_: web.Application) -> None:
         proxy.session = aiohttp.ClientSession()
-        runner = web.AppRunner(proxy.app())
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        ready.append(f"http://127.0.0.1:{port}")
-        return runner
 
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        runner = loop.run_until_complete(serve())
-        started.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-        assert proxy.session is not None
-        loop.run_until_complete(proxy.session.close())
+    async def close_session(_: web.Application) -> None:
+        if proxy.session is not None:
+            await proxy.session.close()
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(10), "the proxy did not start"
-    try:
-        yield ready[0]
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+    app.on_startup.append(open_session)
+    app.on_cleanup.append(close_session)
+    with serving(app) as url:
+        yield url

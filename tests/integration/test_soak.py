@@ -12,13 +12,21 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import psutil
 
 from analysis.load import read_table
+from harness.auth.minting import TokenMinter
+from harness.config.profile import load_profile
+from harness.suites.base import REGISTRY, CheckResult, Target, run_check
+from stack.roles import free_port
 from stack.state import read_state, supervisor_alive
-from tests.support import new_run_dir, running_stack, wait_for
+from tests import dashboard
+from tests.integration.grafana_standin import TOKEN, grafana_standin
+from tests.support import new_run_dir, running_prometheus, running_stack, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "harness.cli"]
@@ -29,7 +37,7 @@ CYCLES = {"cycle_viewers": 40, "cycle_start": "15s", "cycle_connect": "5s", "cyc
           "cycle_idle": "20s", "report_every": "60s"}
 
 
-def scenario(folder: Path, instances: int, hold: str = "150s",
+def scenario(folder: Path, instances: int, hold: str = "150s", hls_share: float = 0.0,
              **cycles: str) -> Path:
     """A soak of minutes: the first cycle connects 15 s into the hold and ends (idle) 40 s
     later; an interim verdict every 60 s (`cycles` changes any of that)."""
@@ -38,7 +46,8 @@ def scenario(folder: Path, instances: int, hold: str = "150s",
         "name": "soak-short", "stack": {"instances": instances},
         "load": {"ramp": "5s", "hold": hold, "ramp_down": "5s", "warmup": "15s",
                  "cooldown": "5s"},
-        "streams": {"count": 2}, "viewers": {"per_stream": 10, "info_interval_s": 2},
+        "streams": {"count": 2},
+        "viewers": {"per_stream": 10, "info_interval_s": 2, "hls_share": hls_share},
         "api_clients": {"rate_per_s": 5},
         "soak": {**CYCLES, **cycles},
         "thresholds": str(ROOT / "scenarios/thresholds/soak.yaml")}))
@@ -50,28 +59,67 @@ def statuses(folder: Path) -> dict[str, str]:
     return {r["id"]: r["status"] for r in verdict["results"]}
 
 
+def instant(prometheus: str, query: str) -> list[dict[str, object]]:
+    result: list[dict[str, object]] = httpx.get(f"{prometheus}/api/v1/query",
+                                                params={"query": query}).json()["data"]["result"]
+    return result
+
+
+def has_data(prometheus: str, query: str, since: float) -> bool:
+    """Whether `query` gave a number (not NaN) at some second since `since`."""
+    answer = httpx.get(f"{prometheus}/api/v1/query_range", params={
+        "query": query, "start": since, "end": time.time(), "step": 2}).json()
+    assert answer["status"] == "success", (query, answer)
+    return any(value not in ("NaN", "+Inf", "-Inf") for series in answer["data"]["result"]
+               for _, value in series["values"])
+
+
+def grafana_line(grafana: str) -> CheckResult:
+    """The verify suite's Grafana dashboard line against `grafana`."""
+    target = Target("http://127.0.0.1:9", "ws://127.0.0.1:9", "rtmp://127.0.0.1:9/live",
+                    "http://127.0.0.1:9", "http://127.0.0.1:9/metrics", load_profile("nova-doc"),
+                    TokenMinter("HS256", "x" * 32), grafana_url=grafana, grafana_token=TOKEN)
+    (line,) = [c for c in REGISTRY["verify"] if c.id == "grafana-dashboard"]
+    return run_check(target, line)
+
+
 def test_killed_soak_is_judged_then_resumed(tmp_path: Path) -> None:
     """The soak starts its own stack (an empty run folder); killed, resumed and finished, it
-    leaves no process behind."""
-    stack_dir = new_run_dir("soak-resume")
-    command = [*CLI, "soak", str(scenario(tmp_path, 2)), "--run-dir", str(stack_dir),
-               "--results", str(tmp_path / "results"), "--quiet"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        def far_enough() -> bool:
-            found = list((tmp_path / "results").glob("*/status.json"))
-            if not found:
-                return False
-            status = json.loads(found[0].read_text())
-            return bool(status["cycles_done"] >= 1 and status["last_interim"])
-        assert wait_for(far_enough, 150.0, 1.0)
-        folder = next((tmp_path / "results").iterdir())
-        publishers = [b["pid"] for b in json.loads((folder / "broadcasters.json").read_text())]
-        os.kill(proc.pid, signal.SIGKILL)  # the harness we started, by PID
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    leaves no process behind. While it runs it serves its series to a real Prometheus, and
+    every panel of the Grafana dashboard has data from them."""
+    stack_dir, metrics_port = new_run_dir("soak-resume"), free_port()
+    command = [*CLI, "soak", str(scenario(tmp_path, 2, hls_share=0.2)), "--run-dir",
+               str(stack_dir), "--results", str(tmp_path / "results"), "--quiet",
+               "--metrics-port", str(metrics_port)]
+    with running_prometheus(tmp_path / "prometheus",
+                            {"nova-harness": [f"127.0.0.1:{metrics_port}"]}) as prometheus:
+        started = time.time()
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            def far_enough() -> bool:
+                found = list((tmp_path / "results").glob("*/status.json"))
+                if not found:
+                    return False
+                status = json.loads(found[0].read_text())
+                return bool(status["cycles_done"] >= 1 and status["last_interim"]) and \
+                    bool(instant(prometheus, "nova_harness_interim_verdict"))
+            assert wait_for(far_enough, 150.0, 1.0)
+            # Through Grafana's API (a stand-in forwarding to this Prometheus): the §5/§8
+            # dashboard line passes while the soak runs.
+            with grafana_standin(prometheus) as grafana:
+                line = grafana_line(grafana)
+            assert line.status == "PASS", line.reason
+            folder = next((tmp_path / "results").iterdir())
+            publishers = [b["pid"] for b in
+                          json.loads((folder / "broadcasters.json").read_text())]
+            os.kill(proc.pid, signal.SIGKILL)  # the harness we started, by PID
+            proc.wait(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        empty = [f"{title}: {expr}" for title, expr in dashboard.queries(dashboard.load())
+                 if not has_data(prometheus, dashboard.expand(expr, folder.name), started)]
+        assert not empty, "panels without data:\n" + "\n".join(empty)
     # Its ffmpeg publishers die with it (PR_SET_PDEATHSIG): no load outlives the run.
     assert wait_for(lambda: not any(psutil.pid_exists(p) for p in publishers if p), 10.0)
     assert json.loads((folder / "interim" / "verdict.json").read_text())["status"]

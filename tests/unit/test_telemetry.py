@@ -62,15 +62,17 @@ def test_rows_become_series() -> None:
     assert found[("nova_harness_target_cpu_percent", (("role", "api"),))] == 55.0
     assert found[("nova_harness_target_memory_bytes", (("role", "api"),))] == 1000
     assert found[("nova_harness_generator_cpu_percent", (("host", "h"), ("pid", "9")))] == 12.5
-    assert found[("nova_harness_rows_recorded_total", (("table", "samples"),))] == 7
     assert not any(name.endswith("_created") for name, _ in found)
 
 
 def test_run_facts_are_read_when_scraped() -> None:
     facts = [RunFacts(stage="ramp", time_left_s=90.0, planned_viewers={"a": 5, "b": 5},
-                      broadcasters={"publishing": 2}, rows_written=10)]
+                      broadcasters={"publishing": 2},
+                      rows_by_table={"samples": 7, "events": 2})]
     metrics = HarnessMetrics("r1", "s", facts=lambda: facts[-1])
-    assert values(metrics)[("nova_harness_stage", (("stage", "ramp"),))] == 1
+    first = values(metrics)
+    assert first[("nova_harness_stage", (("stage", "ramp"),))] == 1
+    assert first[("nova_harness_rows_recorded_total", (("table", "samples"),))] == 7
     facts.append(RunFacts(stage="hold", time_left_s=30.0, broadcasters={"publishing": 1,
                                                                         "interrupted": 1}))
     found = values(metrics)
