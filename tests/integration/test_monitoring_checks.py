@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from harness.suites import monitoring  # noqa: F401  (registers the lines)
 from harness.suites.base import REGISTRY, CheckResult, Target, run_check
 from stack.roles import free_port
 from tests.integration.grafana_standin import TOKEN, grafana_standin

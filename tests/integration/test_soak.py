@@ -21,7 +21,8 @@ import psutil
 from analysis.load import read_table
 from harness.auth.minting import TokenMinter
 from harness.config.profile import load_profile
-from harness.suites.base import REGISTRY, CheckResult, Target, run_check
+from harness.suites.base import Check, CheckResult, Target, run_check
+from harness.suites.monitoring import grafana_dashboard
 from stack.roles import free_port
 from stack.state import read_state, supervisor_alive
 from tests import dashboard
@@ -79,8 +80,7 @@ def grafana_line(grafana: str) -> CheckResult:
     target = Target("http://127.0.0.1:9", "ws://127.0.0.1:9", "rtmp://127.0.0.1:9/live",
                     "http://127.0.0.1:9", "http://127.0.0.1:9/metrics", load_profile("nova-doc"),
                     TokenMinter("HS256", "x" * 32), grafana_url=grafana, grafana_token=TOKEN)
-    (line,) = [c for c in REGISTRY["verify"] if c.id == "grafana-dashboard"]
-    return run_check(target, line)
+    return run_check(target, Check("verify", "grafana-dashboard", "§5/§8", grafana_dashboard))
 
 
 def test_killed_soak_is_judged_then_resumed(tmp_path: Path) -> None:
