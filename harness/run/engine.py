@@ -124,6 +124,8 @@ class Run:
         self.target = RunTarget(self.scenario, self.profile, options.stack_dir,
                                 options.resume.manifest if options.resume else None)
         self.services = Services()
+        self.metrics = HarnessMetrics(self.run_id, self.scenario.name, self.results_dir,
+                                      self._facts) if self.scenario.metrics else None
         self.stop_requested = False
         self.stop_reason = "completed"
         self.status = "crashed"  # until the load ends otherwise
@@ -195,9 +197,10 @@ class Run:
         (the manifest's last word), then the target."""
         self.started_at = time.time()
         allocator.limit_arenas()  # before any thread (a login's DNS, the writer) makes an arena
-        endpoints = self.target.connect()
-        self.services.adopt("target", self.target.stop)
         try:
+            self._serve_metrics()
+            endpoints = self.target.connect()
+            self.services.adopt("target", self.target.stop)
             self._open_results(endpoints)
             self._install_signals()
             self._start_watchers(endpoints)
@@ -210,8 +213,6 @@ class Run:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         (self.results_dir / "logs").mkdir(exist_ok=True)
         self.recorder = Recorder(self.results_dir)
-        self.metrics = HarnessMetrics(self.run_id, self.scenario.name, self.results_dir,
-                                      self._facts) if self.scenario.metrics else None
         self.live = LiveStats(self.recorder, [self.metrics.observe] if self.metrics else [])
         self.ctx = UserContext(worker="master" if self.options.workers else "local",
                                sink=self.live)
@@ -237,17 +238,23 @@ class Run:
             start("memory trace", memtrace.MemoryTrace(
                 self.results_dir / "logs" / "memory-trace.log", self.trace_memory_s))
         start("status", Every(STATUS_INTERVAL_S, lambda: self.write_status("running")))
-        if self.metrics is not None and self.scenario.metrics is not None:
-            start("metrics endpoint", MetricsServer(self.metrics.registry,
-                                                    self.scenario.metrics.host,
-                                                    self.scenario.metrics.port))
         for name, monitor in build_monitors(self.scenario, self.ctx.sink, endpoints,
                                             self.options.stack_dir, self.ids_by_key):
             start(f"monitor {name}", monitor)
 
+    def _serve_metrics(self) -> None:
+        """The metrics endpoint, first of all: its port is taken before the local stack
+        chooses free ports for its own parts."""
+        spec = self.scenario.metrics
+        if self.metrics is not None and spec is not None:
+            self.services.start("metrics endpoint",
+                                MetricsServer(self.metrics.registry, spec.host, spec.port))
+
     def _facts(self) -> RunFacts:
         """What the metrics endpoint reads from the run when Prometheus scrapes."""
         s, fleet = self.scenario, self.fleet
+        if not hasattr(self, "recorder"):  # scraped before the results folder is open
+            return RunFacts(time_left_s=s.load.total_s)
         started = self.stages[0]["start"] if self.stages else time.time()
         return RunFacts(
             stage=self.stages[-1]["name"] if self.stages else "starting",

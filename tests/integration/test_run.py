@@ -14,17 +14,21 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
 from analysis.load import read_table
 from harness.auth.keys import minter_for
 from harness.auth.minting import TokenMinter
 from records.schema import TABLES
+from stack.roles import free_port
 from tests.support import new_run_dir, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,9 +157,35 @@ def test_run_single_process_then_analyze(stack_dir: Path, tmp_path: Path) -> Non
     assert "verdict:" in truncated.stdout and (copy / "report.html").exists()
 
 
+def connected_served(url: str, done: threading.Event) -> list[float]:
+    """Every total of `nova_harness_viewers_connected` the endpoint served until `done`."""
+    totals: list[float] = []
+    while not done.wait(0.5):
+        try:
+            text = httpx.get(url, timeout=2).text
+        except httpx.HTTPError:
+            continue  # not serving yet, or no longer
+        totals.append(sum(sample.value for family in text_string_to_metric_families(text)
+                          for sample in family.samples
+                          if sample.name == "nova_harness_viewers_connected"))
+    return totals
+
+
 def test_run_with_two_workers_has_the_same_schema(stack_dir: Path, tmp_path: Path) -> None:
-    result, folder = run_cli(stack_dir, tmp_path, "--workers", "2")
+    """… and its master serves the series of both workers' viewers while it runs."""
+    port, done = free_port(), threading.Event()
+    url = f"http://127.0.0.1:{port}/metrics"
+    with ThreadPoolExecutor(1) as pool:
+        served = pool.submit(connected_served, url, done)
+        try:
+            result, folder = run_cli(stack_dir, tmp_path, "--workers", "2", "--metrics-port",
+                                     str(port))
+        finally:
+            done.set()
     assert result.returncode == 0, result.stdout + result.stderr
+    assert max(served.result(), default=0) == 16, served.result()  # 2 streams x 8, 2 workers
+    with pytest.raises(httpx.ConnectError):  # the endpoint ended with the run
+        httpx.get(url)
     check_results(folder, viewers=16, streams=2)
     samples = read_table(folder, "samples")
     viewer_workers = set(samples[samples.kind == "ws_connect"].worker)

@@ -103,7 +103,10 @@ def test_killed_soak_is_judged_then_resumed(tmp_path: Path) -> None:
                 status = json.loads(found[0].read_text())
                 return bool(status["cycles_done"] >= 1 and status["last_interim"]) and \
                     bool(instant(prometheus, "nova_harness_interim_verdict"))
-            assert wait_for(far_enough, 150.0, 1.0)
+            if not wait_for(far_enough, 150.0, 1.0):
+                proc.kill()
+                output = proc.communicate(timeout=10)[0].decode(errors="replace")
+                raise AssertionError(f"the soak did not get that far:\n{output[-3000:]}")
             # Through Grafana's API (a stand-in forwarding to this Prometheus): the §5/§8
             # dashboard line passes while the soak runs.
             with grafana_standin(prometheus) as grafana:
