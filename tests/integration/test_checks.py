@@ -30,7 +30,7 @@ NO_PROMETHEUS = {"verify/prometheus-targets", "verify/prometheus-nova-metrics",
 
 def test_check_all_passes_on_the_reference_stack(stack: RunningStack, tmp_path: Path) -> None:
     result = subprocess.run([*CLI, "check", "--suite", "all", "--run-dir", str(stack.run_dir),
-                             "--results", str(tmp_path), "--examples", "10"],
+                             "--results", str(tmp_path), "--examples", "6"],
                             capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -40,7 +40,7 @@ LISTING = "rest GET /api/v1/streams/active"
 def proxy_results(stack: RunningStack) -> dict[str, CheckResult]:
     """The suite's results against the non-conforming proxy (one run for the module)."""
     with nonconforming_proxy(stack.api) as url:
-        target = replace(target_of(stack, url), contract=ContractOptions(examples=10))
+        target = replace(target_of(stack, url), contract=ContractOptions(examples=6))
         return {r.id: r for r in run_suites(target, ["contract"])}
 
 

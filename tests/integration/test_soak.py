@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from analysis.load import read_table
 from harness.auth.minting import TokenMinter
@@ -88,7 +89,11 @@ def test_killed_soak_is_judged_then_resumed(tmp_path: Path) -> None:
     leaves no process behind. While it runs it serves its series to a real Prometheus, and
     every panel of the Grafana dashboard has data from them."""
     stack_dir, metrics_port = new_run_dir("soak-resume"), free_port()
-    command = [*CLI, "soak", str(scenario(tmp_path, 2, hls_share=0.2)), "--run-dir",
+    # Killed after the first interim verdict (60 s into the hold), resumed for the ~70 s left
+    # (a resume needs 60): short cycles so that each part has a whole one.
+    soak = scenario(tmp_path, 2, hold="135s", hls_share=0.2, cycle_start="5s",
+                    cycle_hold="10s", cycle_idle="15s")
+    command = [*CLI, "soak", str(soak), "--run-dir",
                str(stack_dir), "--results", str(tmp_path / "results"), "--quiet",
                "--metrics-port", str(metrics_port)]
     with running_prometheus(tmp_path / "prometheus",
@@ -172,6 +177,7 @@ def test_killed_soak_is_judged_then_resumed(tmp_path: Path) -> None:
     assert status["elapsed_s"] >= 0.9 * status["planned_s"]
 
 
+@pytest.mark.slow  # the verdict's FAIL on synthetic runs: tests/unit/test_trends.py
 def test_a_service_that_keeps_memory_per_viewer_fails_the_soak(tmp_path: Path) -> None:
     leak = {"NOVA_BROKEN_LEAK_PER_VIEWER_BYTES": str(512 * 1024)}
     with running_stack("soak-leak", service_env=leak) as leaking:
