@@ -192,9 +192,9 @@ class Run:
     # -- the run -------------------------------------------------------------------------
 
     def execute(self, show: Callable[[Run], None] | None = None) -> RunOutcome:
-        """The whole run: the target, then every part started in order and stopped in reverse
-        (also on Ctrl-C or an error): the load first, then the watchers, then the results
-        (the manifest's last word), then the target."""
+        """The whole run: the metrics endpoint (when asked for), the target, then every part
+        started in order and stopped in reverse (also on Ctrl-C or an error): the load first,
+        then the watchers, then the results (the manifest's last word), then the target."""
         self.started_at = time.time()
         allocator.limit_arenas()  # before any thread (a login's DNS, the writer) makes an arena
         try:

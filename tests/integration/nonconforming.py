@@ -45,7 +45,8 @@ class NonConformingProxy:
 
     def app(self) -> web.Application:
         app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
+        # [\s\S]: a generated path may hold a newline, which `.` does not match
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle)
         return app
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
