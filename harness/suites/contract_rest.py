@@ -98,11 +98,9 @@ def _listing_problems(s: Session, token: str) -> list[str]:
 @check("contract", "spec-endpoints", "§2 the OpenAPI spec reflects the current endpoints: "
                                      "every profile route documented, every operation served")
 def spec_endpoints(s: Session) -> str:
-    spec = load_spec(s.target)
+    spec, token, stream_id = _spec_and_stream(s, "contract endpoints")
     undocumented = [f"{method} {path} ({name})" for name, method, path, _ in _profile_routes(s)
                     if spec.find(method, path) is None]
-    _, token = s.user()
-    stream_id = s.stream_id(s.create_stream(token, "contract endpoints"))
     unserved = []
     # DELETE last: it ends the stream the other operations are asked about.
     for operation in sorted(spec.operations(), key=lambda o: o.method == "DELETE"):
@@ -138,6 +136,14 @@ def error_codes_documented(s: Session) -> str:
                                f"in {len(spec.operations())} operations", 0.0))
     expect(not problems, "; ".join(problems))
     return f"{listed} error statuses of profile {s.target.profile.name} documented"
+
+
+def _spec_and_stream(s: Session, title: str) -> tuple[Spec, str, str]:
+    """The target's OpenAPI document, a new user's token and a stream that user created (for
+    the operations whose path names one)."""
+    spec = load_spec(s.target)
+    _, token = s.user()
+    return spec, token, s.stream_id(s.create_stream(token, title))
 
 
 def _concrete(path: str, stream_id: str) -> str:
@@ -184,9 +190,7 @@ def _boundary_requests(spec: Spec, stream_id: str
 @check("contract", "boundaries", "§17 input validation: values just outside a parameter's "
                                  "documented bounds → a documented 4xx, never a 5xx")
 def boundaries(s: Session) -> str:
-    spec = load_spec(s.target)
-    _, token = s.user()
-    stream_id = s.stream_id(s.create_stream(token, "contract boundaries"))
+    spec, token, stream_id = _spec_and_stream(s, "contract boundaries")
     problems, requests = [], _boundary_requests(spec, stream_id)
     for operation, path, query, what in requests:
         response = s.request(operation.method, path, token=token, params=query)
@@ -202,9 +206,7 @@ def boundaries(s: Session) -> str:
 @check("contract", "undeclared-methods", "§2 an undeclared method → 405 with an Allow header "
                                          "listing the documented ones (RFC 9110)")
 def undeclared_methods(s: Session) -> str:
-    spec = load_spec(s.target)
-    _, token = s.user()
-    stream_id = s.stream_id(s.create_stream(token, "contract methods"))
+    spec, token, stream_id = _spec_and_stream(s, "contract methods")
     problems, tried = [], 0
     for path, declared in spec.paths().items():
         concrete = _concrete(path, stream_id)
