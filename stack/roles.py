@@ -226,6 +226,19 @@ def render_prometheus(run_dir: Path, api_ports: list[int]) -> Path:
     return path
 
 
+def prometheus_scraped(port: int) -> bool:
+    """Ready, and every target it was given scraped once (until then it answers no data)."""
+    if http_status(f"http://127.0.0.1:{port}/-/ready") != 200:
+        return False
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/targets",
+                                    timeout=2.0) as answer:
+            targets = json.loads(answer.read())["data"]["activeTargets"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return bool(targets) and all(t.get("health") != "unknown" for t in targets)
+
+
 def prometheus_command(conf: Path, run_dir: Path, port: int) -> list[str]:
     return [program("prometheus"), f"--config.file={conf}",
             f"--storage.tsdb.path={run_dir / 'prometheus' / 'data'}",

@@ -322,8 +322,7 @@ class Supervisor:
             "api": (lambda: roles.http_status(f"http://127.0.0.1:{port}/health") == 200, 30.0),
             "nginx": (lambda: roles.port_accepts(role.extra_ports["rtmp"]) and
                       roles.http_status(f"http://127.0.0.1:{port}/stat") == 200, 10.0),
-            "prometheus": (lambda: roles.http_status(f"http://127.0.0.1:{port}/-/ready") == 200,
-                           30.0),
+            "prometheus": (lambda: roles.prometheus_scraped(port), 30.0),
         }
         check, timeout_s = checks[role.kind]
         proc = self._procs[role.name]

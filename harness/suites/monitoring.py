@@ -33,7 +33,7 @@ FIRST_EVENT_SERIES = ("nova_streaming_broadcast_errors_total",
                       "nova_streaming_viewer_issues_total",
                       "nova_streaming_websocket_messages_sent_total")
 METRICS_LIMIT_MS, METRICS_TRIES = 100.0, 20
-FIRST_SCRAPE_WITHIN_S = 15.0  # a target Prometheus has not scraped yet reads "unknown"
+FIRST_SCRAPE_WITHIN_S = 15.0  # a Prometheus just started: no targets, then "unknown" ones
 DASHBOARD_UID = "nova-harness"
 RUN_SELECTOR = re.compile(r'run_id="\$run_id"')
 
@@ -60,7 +60,8 @@ def prometheus_targets(s: Session) -> str:
     deadline = time.monotonic() + FIRST_SCRAPE_WITHIN_S
     while True:
         active = _api(s, f"{prometheus}/api/v1/targets", {"state": "active"})["activeTargets"]
-        pending = [t for t in active if t["health"] == "unknown"]
+        # A Prometheus just started lists no targets until it has read its configuration.
+        pending = not active or any(t["health"] == "unknown" for t in active)
         if not pending or time.monotonic() > deadline:
             break
         time.sleep(1.0)
@@ -76,8 +77,13 @@ def prometheus_targets(s: Session) -> str:
 @check("verify", "prometheus-nova-metrics", "§8 Prometheus metrics available: the Nova "
                                             "streaming series are scraped")
 def prometheus_nova_metrics(s: Session) -> str:
-    names = set(_api(s, f"{_prometheus(s)}/api/v1/label/__name__/values"))
-    missing = [name for name in STARTUP_SERIES if name not in names]
+    deadline = time.monotonic() + FIRST_SCRAPE_WITHIN_S
+    while True:  # series appear with a target's first scrape
+        names = set(_api(s, f"{_prometheus(s)}/api/v1/label/__name__/values"))
+        missing = [name for name in STARTUP_SERIES if name not in names]
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
     expect(not missing, f"not in Prometheus: {', '.join(missing)}")
     unseen = [name for name in FIRST_EVENT_SERIES if name not in names]
     later = f"; not seen yet (they appear with their first event): {', '.join(unseen)}" \
