@@ -181,7 +181,7 @@ def _healthy(kind: str, port: int) -> bool:
     if kind.startswith("postgres"):
         return roles.pg_ready(port)
     if kind == "prometheus":
-        return roles.http_status(f"http://127.0.0.1:{port}/-/ready") == 200
+        return roles.prometheus_scraped(port)
     return roles.port_accepts(port)
 
 

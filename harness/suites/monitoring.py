@@ -5,13 +5,11 @@ have data, alerting rules loaded"), in the verify suite: asked of the target's P
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from harness.errors import CheckSkipped
@@ -46,9 +44,11 @@ def _prometheus(s: Session) -> str:
     return url.rstrip("/")
 
 
-def _api(s: Session, url: str, params: dict[str, str] | None = None) -> Any:
-    """The `data` of a Prometheus or Grafana API answer; FAIL on anything else."""
-    response = s.request("GET", url, params=params)
+def _api(s: Session, url: str, params: dict[str, str] | None = None,
+         headers: dict[str, str] | None = None) -> Any:
+    """The `data` of a Prometheus API answer (a Grafana one whole); FAIL on anything else.
+    Headers (a Grafana token) are sent, never recorded."""
+    response = s.request("GET", url, params=params, headers=headers)
     expect(response.status_code == 200, f"GET {url}: HTTP {response.status_code}")
     body = response.json()
     return body.get("data") if isinstance(body, dict) and "status" in body else body
@@ -138,8 +138,8 @@ def grafana_dashboard(s: Session) -> str:
     if not grafana or not token:
         raise CheckSkipped("no Grafana given (--grafana-url and --grafana-token-env)")
     base, headers = grafana.rstrip("/"), {"Authorization": f"Bearer {token}"}
-    board = _grafana(s, f"{base}/api/dashboards/uid/{DASHBOARD_UID}", headers)["dashboard"]
-    sources = _grafana(s, f"{base}/api/datasources", headers)
+    board = _api(s, f"{base}/api/dashboards/uid/{DASHBOARD_UID}", headers=headers)["dashboard"]
+    sources = _api(s, f"{base}/api/datasources", headers=headers)
     prometheus = [d for d in sources if d.get("type") == "prometheus"]
     expect(bool(prometheus), "Grafana has no Prometheus datasource")
     source = next((d for d in prometheus if d.get("isDefault")), prometheus[0])
@@ -147,25 +147,13 @@ def grafana_dashboard(s: Session) -> str:
     for title, expr in _panel_queries(board):
         asked += 1
         query = RUN_SELECTOR.sub('run_id=~".+"', expr).replace("$__rate_interval", "1m")
-        found = _grafana(s, f"{base}/api/datasources/proxy/uid/{source['uid']}/api/v1/query",
-                         headers, {"query": query})
-        if not found.get("data", {}).get("result"):
+        found = _api(s, f"{base}/api/datasources/proxy/uid/{source['uid']}/api/v1/query",
+                     {"query": query}, headers)
+        if not found.get("result"):
             empty.append(title)
     expect(not empty, f"{len(empty)} of {asked} panel queries without data: "
                       + "; ".join(empty))
     return f"dashboard {DASHBOARD_UID} found; all {asked} panel queries have data"
-
-
-def _grafana(s: Session, url: str, headers: dict[str, str],
-             params: dict[str, str] | None = None) -> Any:
-    started = time.perf_counter()
-    try:
-        response = s.client.get(url, headers=headers, params=params)
-    except httpx.HTTPError as exc:
-        expect(False, f"GET {url}: {type(exc).__name__}: {exc}")
-    s.note(f"GET {url.split('?')[0]}", response.status_code, response.text, started)
-    expect(response.status_code == 200, f"GET {url}: HTTP {response.status_code}")
-    return json.loads(response.text)
 
 
 def _panel_queries(board: dict[str, Any]) -> list[tuple[str, str]]:
