@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.analytics import fault_notes, snapshot_wait_s
 from analysis.fault_verdicts import judged_phases
 from analysis.load import RunData, outside_phases
 from analysis.metrics import derived, included_seconds, viewers_established, windows
@@ -131,7 +132,7 @@ def judge_one(run: RunData, threshold: Threshold) -> Result:
         if empty is not None:
             return empty
     if threshold.source == "derived":
-        estimate = derived(run, str(threshold.metric))
+        estimate = _settled(run, threshold, derived(run, str(threshold.metric)))
         frame = None
     else:
         judged_s = included_seconds(run, threshold.exclude_phases)
@@ -156,10 +157,21 @@ def judge_one(run: RunData, threshold: Threshold) -> Result:
         else estimate.n
     result = Result(**base, status="PASS" if ok else "FAIL", observed=observed,
                     low=estimate.low, high=estimate.high, n=n, reason="")
-    result = replace(result, reason=_reason(result, threshold, observed, ok))
+    detail = f"; {estimate.detail}" if estimate.detail else ""
+    result = replace(result, reason=_reason(result, threshold, observed, ok) + detail)
     if threshold.scope == "windows" and frame is not None:
         result = _judge_windows(run, threshold, frame, result)
     return result
+
+
+def _settled(run: RunData, threshold: Threshold, estimate: Estimate) -> Estimate:
+    """An analytics figure read too soon after the load cannot carry a verdict."""
+    waited_s = snapshot_wait_s(run)
+    if threshold.settle_s is None or waited_s is None or waited_s >= threshold.settle_s:
+        return estimate
+    return replace(estimate, unjudgeable=f"ClickHouse was read {waited_s:.1f} s after the "
+                                         f"load; this line needs {threshold.settle_s:g} s "
+                                         "(raise monitors.analytics.settle_s)")
 
 
 def _empty_population(run: RunData, name: str, base: dict[str, Any]) -> Result | None:
@@ -245,7 +257,7 @@ def notes(run: RunData) -> list[str]:
                      "judged; trends are fitted within each segment")
     if run.manifest.gaps:
         found.append(f"coverage: {run.coverage:.0%} of the planned time has data")
-    return found
+    return found + fault_notes(run)
 
 
 def judge(run: RunData, thresholds: ThresholdFile, source: str = "") -> Verdict:

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis import analytics
+from analysis.analytics import ANALYTICS_METRICS
 from analysis.consistency import CONSISTENCY_METRICS
 from analysis.consistency import derived as consistency_derived
 from analysis.counts import count_matches, observed_counts
@@ -91,6 +93,8 @@ def derived(run: RunData, name: str) -> Estimate:
         return _memory_baseline(run)
     if name in CONSISTENCY_METRICS:
         return consistency_derived(run, name)
+    if name in ANALYTICS_METRICS:
+        return analytics.derived(run, name)
     if name in TREND_METRICS:
         return trend_derived(run, name)
     if name in FAULT_METRICS:

@@ -24,6 +24,8 @@ class Estimate:
     # Why this figure, though computed, cannot carry a verdict (the threshold is INCONCLUSIVE
     # with this reason): e.g. a trend fitted on too little time.
     unjudgeable: str | None = None
+    # What the figure is made of, for the reason (e.g. the events a comparison found missing).
+    detail: str | None = None
 
 
 def percentile(values: NDArray[np.float64], q: float,

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from analysis.analytics import ANALYTICS_METRICS
 from analysis.consistency import CONSISTENCY_METRICS
 from analysis.fault_verdicts import FAULT_METRICS
 from analysis.populations import POPULATIONS
@@ -36,6 +37,7 @@ DERIVED = {
     "api_memory_baseline_bytes": "the service's RSS (all instances) over the run's first "
                                  "seconds, before load, median",
     **CONSISTENCY_METRICS,
+    **ANALYTICS_METRICS,
     **TREND_METRICS,
     **FAULT_METRICS,
 }
@@ -67,6 +69,9 @@ class Threshold(BaseModel):
     below_min: Literal["inconclusive", "fail", "not_applicable"] = "inconclusive"
     population: str | None = None
     severity: Literal["critical", "warning"] = "critical"
+    # Analytics lines: judged only on a ClickHouse read at least this long after the load
+    # (the scenario's monitors.analytics.settle_s sets how long the harness waits).
+    settle_s: Annotated[float, Field(ge=0)] | None = None
 
     @field_validator("below_min", mode="before")
     @classmethod

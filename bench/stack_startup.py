@@ -1,4 +1,6 @@
-"""How fast the local stack comes up and goes down, and how fast an ffmpeg publish is `active`.
+"""How fast the local stack comes up and goes down, with and without the analytics roles
+(`--analytics`: broker, ClickHouse, events loader), side by side in one run, and how fast an
+ffmpeg publish is `active`.
 
     .venv/bin/python bench/stack_startup.py [--runs 5]
 
@@ -47,24 +49,28 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     ensure_clip()
-    rows: dict[str, list[float]] = {"up cold (s)": [], "up warm (s)": [], "down (s)": [],
-                                    "publish→active (s)": []}
+    rows: dict[str, list[float]] = {}
     for _ in range(args.runs):
-        run_dir = Path(tempfile.mkdtemp(prefix="nova-bench-", dir="/var/tmp"))
-        try:
-            for label in ("up cold (s)", "up warm (s)"):
-                started = time.monotonic()
-                state, _ = local.up(StackOptions(run_dir=run_dir))
-                rows[label].append(time.monotonic() - started)
-                rows["publish→active (s)"].append(publish_to_active_s(run_dir, state.endpoints))
-                started = time.monotonic()
-                local.down(run_dir)
-                rows["down (s)"].append(time.monotonic() - started)
-        finally:
-            shutil.rmtree(run_dir, ignore_errors=True)
-    print(f"{'measure':<22}{'n':>4}{'min':>8}{'median':>8}{'max':>8}")
-    for label, values in rows.items():
-        print(f"{label:<22}{len(values):>4}{min(values):>8.2f}{statistics.median(values):>8.2f}"
+        for analytics in (False, True):  # alternated: this machine's noise hits both alike
+            suffix = " +analytics" if analytics else ""
+            run_dir = Path(tempfile.mkdtemp(prefix="nova-bench-", dir="/var/tmp"))
+            try:
+                for kind in ("cold", "warm"):
+                    started = time.monotonic()
+                    state, _ = local.up(StackOptions(run_dir=run_dir, analytics=analytics))
+                    rows.setdefault(f"up {kind}{suffix} (s)", []).append(
+                        time.monotonic() - started)
+                    if not analytics:
+                        rows.setdefault("publish→active (s)", []).append(
+                            publish_to_active_s(run_dir, state.endpoints))
+                    started = time.monotonic()
+                    local.down(run_dir)
+                    rows.setdefault(f"down{suffix} (s)", []).append(time.monotonic() - started)
+            finally:
+                shutil.rmtree(run_dir, ignore_errors=True)
+    print(f"{'measure':<28}{'n':>4}{'min':>8}{'median':>8}{'max':>8}")
+    for label, values in sorted(rows.items()):
+        print(f"{label:<28}{len(values):>4}{min(values):>8.2f}{statistics.median(values):>8.2f}"
               f"{max(values):>8.2f}")
 
 

@@ -180,4 +180,5 @@ EVENT_TYPES = frozenset({
     "write_lost", "write_changed", "viewer_count_api", "stream_readback",
     "cycle_started", "cycle_connected", "cycle_disconnected", "cycle_idle_end",
     "interim_verdict", "run_resumed",
+    "clickhouse_event", "analytics_snapshot", "analytics_snapshot_failed",
 })

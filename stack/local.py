@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 
 from stack import roles
+from stack.analytics import clickhouse
 from stack.errors import StackNotRunning, StackStartError
 from stack.jwtkeys import ensure_keys
 from stack.roles import StackOptions
@@ -73,7 +74,7 @@ def up(options: StackOptions, timeout_s: float = UP_TIMEOUT_S) -> tuple[StackSta
                                   "`nova-harness stack down` first")
     except StackNotRunning:
         pass
-    roles.require_binaries(prometheus=options.prometheus)
+    roles.require_binaries(prometheus=options.prometheus, analytics=options.analytics)
     _check_options(options)
     run_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(run_dir, 0o755)
@@ -182,6 +183,10 @@ def _healthy(kind: str, port: int) -> bool:
         return roles.pg_ready(port)
     if kind == "prometheus":
         return roles.prometheus_scraped(port)
+    if kind == "clickhouse":
+        return clickhouse.pings(f"http://127.0.0.1:{port}")
+    if kind == "loader":
+        return roles.http_status(f"http://127.0.0.1:{port}/health") == 200
     return roles.port_accepts(port)
 
 

@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stack.analytics.broker import broker_binary
 from stack.errors import StackStartError
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -46,6 +47,8 @@ class StackOptions:
     latency_proxy: tuple[str, ...] = ()
     # A Prometheus scraping the service instances, with the checklist's alert rules loaded.
     prometheus: bool = False
+    # The analytics path: a Kafka-protocol broker, ClickHouse and the events loader.
+    analytics: bool = False
 
 
 PROXIABLE_ROLES = ("postgres", "redis")
@@ -73,11 +76,17 @@ def program(name: str) -> str:
     return found or name
 
 
-def require_binaries(prometheus: bool = False) -> None:
+def require_binaries(prometheus: bool = False, analytics: bool = False) -> None:
     """Fail with one line per missing program before anything starts."""
-    wanted = ("nginx", "redis-server", "ffmpeg", *(("prometheus",) if prometheus else ()))
+    wanted = ("nginx", "redis-server", "ffmpeg", *(("prometheus",) if prometheus else ()),
+              *(("clickhouse-server",) if analytics else ()))
     missing = [name for name in wanted if not Path(program(name)).is_absolute()]
     problems = [f"{name} is not installed" for name in missing]
+    if analytics:
+        try:
+            broker_binary()
+        except StackStartError as exc:
+            problems.append(str(exc).split(" — ")[0])
     if not RTMP_MODULE.exists():
         problems.append(f"the nginx RTMP module is missing ({RTMP_MODULE}; Debian package "
                         "libnginx-mod-rtmp)")
@@ -280,3 +289,7 @@ def proxy_command(listen_port: int, upstream_port: int, settings: Path) -> list[
 
 def service_command() -> list[str]:
     return [sys.executable, "-m", "stack.service"]
+
+
+def loader_command() -> list[str]:
+    return [sys.executable, "-m", "stack.analytics.loader"]

@@ -21,7 +21,8 @@ class RoleState:
     """One supervised process of the stack."""
 
     name: str
-    kind: str  # postgres | postgres-standby | redis | nginx | api | proxy | prometheus
+    kind: str  # postgres | postgres-standby | redis | nginx | api | proxy | prometheus |
+    #            kafka | clickhouse | loader
     command: list[str]
     log: str
     port: int | None = None

@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 
 from stack import roles
+from stack.analytics import broker, clickhouse
 from stack.errors import StackError, StackStartError
 from stack.jwtkeys import service_jwt_env
 from stack.roles import StackOptions
@@ -49,6 +50,9 @@ class Supervisor:
         self._last_restart: dict[str, float] = {}
         self._env: dict[str, dict[str, str]] = {}
         self._pg_user = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+        # ClickHouse refuses to run as root; Debian's package makes this user.
+        self._ch_user = pwd.getpwnam("clickhouse") if os.geteuid() == 0 and \
+            options.analytics else None
 
     # -- main loop -----------------------------------------------------------------------
 
@@ -116,6 +120,7 @@ class Supervisor:
             hosts.append(f"127.0.0.1:{standby_port}")
         add("redis", "redis", roles.redis_command(redis_port, run / "redis"), port=redis_port,
             data_dir=run / "redis")
+        analytics_env = self._plan_analytics() if o.analytics else {}
         service_ports = {"postgres": pg_port, "redis": redis_port}
         for upstream in o.latency_proxy:
             service_ports[upstream] = self._add_proxy(upstream, service_ports[upstream])
@@ -136,6 +141,7 @@ class Supervisor:
             "NOVA_RATE_LIMIT_IP": "1000000",
             "NOVA_RATE_LIMIT_USER": "1000000",
             **service_jwt_env(run, o.jwt_algorithm),
+            **{k: v for k, v in analytics_env.items() if k == "NOVA_KAFKA_BOOTSTRAP"},
             **o.service_env,
         }
         for index, port in enumerate(api_ports, start=1):
@@ -165,11 +171,39 @@ class Supervisor:
             "monitor_database_url": direct_database_url,
             "monitor_redis_url": f"redis://127.0.0.1:{redis_port}/0",
         }
+        if o.analytics:
+            self.state.endpoints.update({
+                "kafka_bootstrap": analytics_env["NOVA_KAFKA_BOOTSTRAP"],
+                "clickhouse_url": analytics_env["NOVA_CLICKHOUSE_URL"],
+                "loader_metrics_url":
+                    f"http://127.0.0.1:{self.state.roles['events-loader'].port}/metrics"})
         if o.prometheus:
             self.state.endpoints["prometheus_url"] = \
                 f"http://127.0.0.1:{self.state.roles['prometheus'].port}"
         self._check_ports()
         self._save()
+
+    def _plan_analytics(self) -> dict[str, str]:
+        """The broker, ClickHouse and the loader; returns the loader's settings (the service
+        takes the broker's address from them)."""
+        kafka_port, ch_port, ch_tcp = roles.free_port(), roles.free_port(), roles.free_port()
+        loader_port = roles.free_port()
+        folder = self.run_dir / "clickhouse"
+        self._add_role("kafka", "kafka", broker.broker_command(kafka_port), port=kafka_port)
+        config = clickhouse.render_config(folder, ch_port, ch_tcp)
+        if self._ch_user is not None:
+            for path in (folder, *folder.rglob("*")):
+                os.chown(path, self._ch_user.pw_uid, self._ch_user.pw_gid)
+        self._add_role("clickhouse", "clickhouse", clickhouse.server_command(config),
+                       port=ch_port, extra_ports={"native": ch_tcp}, data_dir=folder)
+        env = {"NOVA_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+               "NOVA_CLICKHOUSE_URL": f"http://127.0.0.1:{ch_port}",
+               "NOVA_LOADER_PORT": str(loader_port),
+               **{k: v for k, v in self.options.service_env.items()
+                  if k.startswith("NOVA_LOADER_")}}
+        self._add_role("events-loader", "loader", roles.loader_command(), port=loader_port)
+        self._env["events-loader"] = env
+        return env
 
     def _add_proxy(self, upstream: str, upstream_port: int) -> int:
         port = roles.free_port()
@@ -228,9 +262,13 @@ class Supervisor:
         shutil.rmtree(standby_dir, ignore_errors=True)
 
     def _as_postgres(self) -> dict[str, Any]:
-        if self._pg_user is None:
+        return self._as(self._pg_user)
+
+    @staticmethod
+    def _as(user: pwd.struct_passwd | None) -> dict[str, Any]:
+        if user is None:
             return {}
-        return {"user": self._pg_user.pw_uid, "group": self._pg_user.pw_gid, "extra_groups": []}
+        return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
     def _chown_postgres(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -286,7 +324,8 @@ class Supervisor:
                 env=env, cwd=str(self.run_dir),
                 # nginx gets its own process group: its workers must die with it.
                 start_new_session=role.kind == "nginx",
-                **(self._as_postgres() if postgres else {}),
+                **(self._as_postgres() if postgres else
+                   self._as(self._ch_user) if role.kind == "clickhouse" else {}),
             )
         self._procs[role.name] = proc
         role.pid, role.state, role.exit_code = proc.pid, "running", None
@@ -323,6 +362,10 @@ class Supervisor:
             "nginx": (lambda: roles.port_accepts(role.extra_ports["rtmp"]) and
                       roles.http_status(f"http://127.0.0.1:{port}/stat") == 200, 10.0),
             "prometheus": (lambda: roles.prometheus_scraped(port), 30.0),
+            "kafka": (lambda: roles.port_accepts(port), 10.0),
+            "clickhouse": (lambda: clickhouse.pings(f"http://127.0.0.1:{port}"), 30.0),
+            "loader": (lambda: roles.http_status(f"http://127.0.0.1:{port}/health") == 200,
+                       30.0),
         }
         check, timeout_s = checks[role.kind]
         proc = self._procs[role.name]

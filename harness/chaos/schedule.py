@@ -103,8 +103,20 @@ def functions(experiment: dict[str, Any]) -> set[str]:
     return {a.get("provider", {}).get("func", "") for a in activities if isinstance(a, dict)}
 
 
+ANALYTICS_ROLES = frozenset({"kafka", "clickhouse", "events-loader"})
+
+
+def roles_named(experiment: dict[str, Any]) -> set[str]:
+    """Local-stack roles the experiment's activities name."""
+    activities = [*experiment.get("method", []), *experiment.get("rollbacks", [])]
+    arguments = [a.get("provider", {}).get("arguments") for a in activities
+                 if isinstance(a, dict)]
+    return {str(args["role"]) for args in arguments if isinstance(args, dict) and "role" in args}
+
+
 def check_experiments(entries: list[ChaosEntry], scenario_dir: Path, *, standby: bool,
-                      proxied: tuple[str, ...], local_target: bool) -> list[str]:
+                      proxied: tuple[str, ...], local_target: bool,
+                      analytics: bool = False) -> list[str]:
     """Every problem with the scenario's experiments: missing files, `chaos validate`
     failures, and local-stack parts they need that the scenario does not ask for."""
     problems: list[str] = []
@@ -123,7 +135,11 @@ def check_experiments(entries: list[ChaosEntry], scenario_dir: Path, *, standby:
             problems.append(f"{where}: {path} does not validate: "
                             f"{lines[-1] if lines else 'exit ' + str(result.returncode)}")
             continue
-        used = functions(read_experiment(path))
+        experiment = read_experiment(path)
+        used = functions(experiment)
+        if local_target and roles_named(experiment) & ANALYTICS_ROLES and not analytics:
+            problems.append(f"{where}: {path.name} breaks the analytics path: set "
+                            "stack.analytics: true")
         if local_target and used & NEEDS_STANDBY and not standby:
             problems.append(f"{where}: {path.name} needs a PostgreSQL standby: set "
                             "stack.standby: true")

@@ -57,7 +57,7 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
         http_port=args.http_port, rtmp_port=args.rtmp_port, postgres_port=args.postgres_port,
         redis_port=args.redis_port, service_env=_service_env(args.service_env),
         latency_proxy=tuple(r for r in args.latency_proxy.split(",") if r),
-        prometheus=args.prometheus,
+        prometheus=args.prometheus, analytics=args.analytics,
     )
     started = time.monotonic()
     state, reused = local.up(options)
@@ -152,7 +152,10 @@ def _check_target(args: argparse.Namespace) -> Target:
     contract = ContractOptions(str(args.openapi) if args.openapi else None, args.seed,
                                args.examples)
     grafana_token = os.environ.get(args.grafana_token_env) if args.grafana_token_env else None
-    watchers = {"grafana_url": args.grafana_url, "grafana_token": grafana_token}
+    watchers: dict[str, str | None] = {
+        "grafana_url": args.grafana_url, "grafana_token": grafana_token,
+        "clickhouse_password": os.environ.get(args.clickhouse_password_env)
+        if args.clickhouse_password_env else None}
     public_key = args.public_key_file.read_text() if args.public_key_file else None
     if args.target is None:
         endpoints = read_state(args.run_dir).endpoints
@@ -163,7 +166,10 @@ def _check_target(args: argparse.Namespace) -> Target:
                       args.database_url or endpoints.get("monitor_database_url"),
                       args.redis_url or endpoints.get("monitor_redis_url"), public_key,
                       args.ca_file, contract,
-                      args.prometheus_url or endpoints.get("prometheus_url"), **watchers)
+                      args.prometheus_url or endpoints.get("prometheus_url"),
+                      kafka_bootstrap=args.kafka_bootstrap or endpoints.get("kafka_bootstrap"),
+                      clickhouse_url=args.clickhouse_url or endpoints.get("clickhouse_url"),
+                      **watchers)
     problems = [f"--{name.replace('_', '-')} is needed with --target"
                 for name in ("rtmp_url", "hls_base") if getattr(args, name) is None]
     if not (args.secret_env or args.key_file):
@@ -174,6 +180,7 @@ def _check_target(args: argparse.Namespace) -> Target:
     return Target(base, "ws" + base.removeprefix("http"), args.rtmp_url, args.hls_base,
                   f"{base}{profile.paths.metrics}", profile, minter, args.database_url,
                   args.redis_url, public_key, args.ca_file, contract, args.prometheus_url,
+                  kafka_bootstrap=args.kafka_bootstrap, clickhouse_url=args.clickhouse_url,
                   **watchers)
 
 
@@ -255,7 +262,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             problems += check_experiments(scenario.chaos, path.parent,
                                           standby=scenario.stack.standby,
                                           proxied=tuple(scenario.stack.latency_proxy),
-                                          local_target=scenario.target.stack == "local")
+                                          local_target=scenario.target.stack == "local",
+                                          analytics=scenario.stack.analytics)
             faults = f", {plural(len(scenario.chaos), 'chaos experiment')}" \
                 if scenario.chaos else ""
             print(f"{path}: ok ({plural(scenario.planned_viewers, 'viewer')}, "

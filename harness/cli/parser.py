@@ -79,6 +79,9 @@ def _add_stack_commands(sub: Any) -> None:
     p.add_argument("--prometheus", action="store_true",
                    help="also run a Prometheus scraping the service, with the checklist's "
                         "alert rules loaded (for `check --suite verify` §5/§8)")
+    p.add_argument("--analytics", action="store_true",
+                   help="also run the analytics path: a Kafka-protocol broker, ClickHouse and "
+                        "the events loader (for §6/§14 checks; docs/service.md)")
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
     p.set_defaults(func=cmd_stack_up)
 
@@ -220,6 +223,14 @@ def _add_analysis_commands(sub: Any) -> None:
     p.add_argument("--grafana-url", help="the target's Grafana, for the dashboard check")
     p.add_argument("--grafana-token-env", metavar="VAR",
                    help="variable holding a Grafana API token (with --grafana-url)")
+    p.add_argument("--kafka-bootstrap", metavar="HOST:PORT",
+                   help="the target's Kafka, for the §6 broker check (default: the local "
+                        "stack's, with `stack up --analytics`)")
+    p.add_argument("--clickhouse-url",
+                   help="the target's ClickHouse HTTP interface, for the §6 check (default: "
+                        "the local stack's, with `stack up --analytics`)")
+    p.add_argument("--clickhouse-password-env", metavar="VAR",
+                   help="variable holding the ClickHouse password (user `default`)")
     p.add_argument("--openapi", type=Path,
                    help="contract suite: the target's OpenAPI file (default: the profile's)")
     p.add_argument("--seed", type=int, default=0,

@@ -68,6 +68,27 @@ class TargetHostSpec(Strict):
     memory_bytes: Annotated[int, Field(ge=1)]
 
 
+class AnalyticsSources(Strict):
+    """The analytics path of a deployed target (the local stack's are found by the run)."""
+
+    clickhouse_url: str | None = None
+    clickhouse_user: str = "default"
+    # The variable holding the ClickHouse password (never written to results).
+    clickhouse_password_env: str | None = None
+    kafka_bootstrap: str | None = None
+    interval_s: Annotated[float, Field(ge=1, le=300)] = 5.0
+    # After the load, how long ClickHouse is given to catch up before the harness reads the
+    # run's events for the §14 comparison.
+    settle_s: Annotated[float, Field(ge=0, le=600)] = 10.0
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _http(cls, url: str | None) -> str | None:
+        if url is not None and urlparse(url).scheme not in ("http", "https"):
+            raise ValueError(f"{url!r} is not an http(s) URL (ClickHouse's HTTP interface)")
+        return url
+
+
 class MonitorsSpec(Strict):
     """Sources for a deployed target (the local stack's are found by the run itself)."""
 
@@ -78,3 +99,4 @@ class MonitorsSpec(Strict):
     processes: list[ProcessSelector] = Field(default_factory=list)
     prometheus: PrometheusSpec | None = None
     target_host: TargetHostSpec | None = None
+    analytics: AnalyticsSources = Field(default_factory=AnalyticsSources)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from harness.config.analytics import AnalyticsProfile
 from harness.config.base import Strict
 from records.errors import InputError
 from records.yamlio import build, read_yaml, yaml_lines
@@ -127,6 +128,7 @@ class Profile(Strict):
     jwt: JwtSpec
     timestamps: Literal["rfc3339", "rfc3339_any"]
     rate_limit: RateLimitSpec
+    analytics: AnalyticsProfile = Field(default_factory=AnalyticsProfile)
 
     def path(self, name: str, stream_id: str | None = None) -> str:
         template = getattr(self.paths, name)

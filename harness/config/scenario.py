@@ -157,6 +157,8 @@ class StackSpec(Strict):
     instances: Annotated[int, Field(ge=1, le=8)] = 1
     standby: bool = False
     latency_proxy: list[Literal["postgres", "redis"]] = Field(default_factory=list)
+    # The analytics path: Kafka-protocol broker, ClickHouse and the events loader.
+    analytics: bool = False
     # NOVA_* settings of the reference service (docs/service.md), as `stack up --service-env`.
     service_env: dict[str, str] = Field(default_factory=dict)
 

@@ -318,7 +318,7 @@ class MetricsScraper(PolledSource):
     """Scrapes the target's Prometheus text endpoint into `metrics` every interval."""
 
     name = "target"
-    PREFIXES = ("nova_streaming_", "process_")
+    PREFIXES = ("nova_streaming_", "nova_analytics_", "process_")
 
     def __init__(self, sink: RowSink, url: str, interval_s: float = 5.0) -> None:
         super().__init__(sink, interval_s)

@@ -23,16 +23,18 @@ from harness.auth.login import read_credentials
 from harness.chaos.acked_writes import WriteLedger
 from harness.chaos.schedule import ChaosRunner, Occurrence, check_experiments, describe, plan
 from harness.config.scenario import load_scenario
+from harness.errors import SourceError
 from harness.load.api_client import ApiArrivalsUser
 from harness.load.broadcasters import Fleet, encoded_clip
 from harness.load.context import RunPlan, UserContext
 from harness.load.shipper import MESSAGE
 from harness.load.viewer import ViewerUser
+from harness.monitor.analytics import analytics_addresses, record_snapshot
 from harness.monitor.api_audit import StreamAudit
 from harness.monitor.selfwatch import SelfWatch
 from harness.run import documents
 from harness.run.livestats import LiveStats
-from harness.run.monitors import build_monitors
+from harness.run.monitors import build_monitors, clickhouse_reader
 from harness.run.services import RecorderClock, Services
 from harness.run.target import PRIVATE_ENDPOINTS, RunTarget
 from harness.run.workers import LocalWorkers
@@ -158,6 +160,7 @@ class Run:
         problems += check_experiments(s.chaos, self.options.scenario_path.parent,
                                       standby=s.stack.standby,
                                       proxied=tuple(s.stack.latency_proxy),
+                                      analytics=s.stack.analytics,
                                       local_target=local_target)
         if problems:
             raise InputError(problems, hint="see docs/chaos.md")
@@ -238,8 +241,9 @@ class Run:
             start("memory trace", memtrace.MemoryTrace(
                 self.results_dir / "logs" / "memory-trace.log", self.trace_memory_s))
         start("status", Every(STATUS_INTERVAL_S, lambda: self.write_status("running")))
-        for name, monitor in build_monitors(self.scenario, self.ctx.sink, endpoints,
-                                            self.options.stack_dir, self.ids_by_key):
+        for name, monitor in build_monitors(self.scenario, self.profile, self.ctx.sink,
+                                            endpoints, self.options.stack_dir,
+                                            self.ids_by_key):
             start(f"monitor {name}", monitor)
 
     def _serve_metrics(self) -> None:
@@ -371,7 +375,28 @@ class Run:
         self._end_stage()
         gevent.sleep(1.0)  # let workers ship their last rows
         runner.quit()
+        self._read_analytics(endpoints, show)
         return "completed"
+
+    def _read_analytics(self, endpoints: dict[str, str],
+                        show: Callable[[Run], None] | None) -> None:
+        """After the settle time, the run's events as ClickHouse holds them (§14)."""
+        spec = self.scenario.monitors.analytics
+        url = analytics_addresses(spec, endpoints)[0]
+        if not url or not self.ids_by_key:
+            return
+        last_event_ts = time.time()
+        self._stage("settle")
+        self._wait(spec.settle_s, show)
+        self._end_stage()
+        reader = clickhouse_reader(self.scenario, self.profile, url)
+        try:
+            record_snapshot(self.ctx.sink, reader, list(self.ids_by_key.values()),
+                            spec.settle_s, last_event_ts)
+        except SourceError as exc:
+            self.ctx.event("analytics_snapshot_failed", detail=str(exc)[:300])
+        finally:
+            reader.close()
 
     def _start_soak(self, plan: RunPlan) -> None:
         spec = self.scenario.soak

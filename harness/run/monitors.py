@@ -3,9 +3,17 @@ PostgreSQL and Redis pollers (docs/monitoring.md)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from harness.config.profile import Profile
 from harness.config.scenario import Scenario
+from harness.monitor.analytics import (
+    ClickHouseReader,
+    ClickHouseSource,
+    KafkaSource,
+    analytics_addresses,
+)
 from harness.monitor.pollers import NginxStatSource, PostgresSource, RedisSource
 from harness.monitor.processes import (
     MetricsScraper,
@@ -19,8 +27,9 @@ from records.schema import RowSink
 from stack.state import read_state
 
 
-def build_monitors(scenario: Scenario, sink: RowSink, endpoints: dict[str, str],
-                   stack_dir: Path, ids_by_key: dict[str, str]) -> list[tuple[str, Service]]:
+def build_monitors(scenario: Scenario, profile: Profile, sink: RowSink,
+                   endpoints: dict[str, str], stack_dir: Path,
+                   ids_by_key: dict[str, str]) -> list[tuple[str, Service]]:
     """(name, monitor) for each source the target offers. The local stack's processes come
     from its state file, re-read every sample so a restarted instance is followed; its own
     endpoints feed the pollers unless `monitors:` names others. `ids_by_key` fills as streams
@@ -53,4 +62,27 @@ def build_monitors(scenario: Scenario, sink: RowSink, endpoints: dict[str, str],
         monitors.append(("postgres", PostgresSource(sink, str(given["postgres_dsn"]))))
     if given.get("redis_url"):
         monitors.append(("redis", RedisSource(sink, str(given["redis_url"]))))
-    return monitors
+    return monitors + _analytics_monitors(scenario, profile, sink, endpoints, ids_by_key)
+
+
+def _analytics_monitors(scenario: Scenario, profile: Profile, sink: RowSink,
+                        endpoints: dict[str, str],
+                        ids_by_key: dict[str, str]) -> list[tuple[str, Service]]:
+    spec = scenario.monitors.analytics
+    clickhouse_url, bootstrap = analytics_addresses(spec, endpoints)
+    found: list[tuple[str, Service]] = []
+    if clickhouse_url:
+        found.append(("clickhouse", ClickHouseSource(
+            sink, clickhouse_reader(scenario, profile, clickhouse_url),
+            lambda: list(ids_by_key.values()), spec.interval_s)))
+    if bootstrap:
+        found.append(("kafka", KafkaSource(sink, bootstrap, profile.analytics,
+                                           spec.interval_s)))
+    return found
+
+
+def clickhouse_reader(scenario: Scenario, profile: Profile, url: str) -> ClickHouseReader:
+    spec = scenario.monitors.analytics
+    password = os.environ.get(spec.clickhouse_password_env, "") \
+        if spec.clickhouse_password_env else None
+    return ClickHouseReader(url, profile.analytics, spec.clickhouse_user, password)

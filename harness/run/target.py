@@ -61,7 +61,7 @@ class RunTarget:
                 state, reused = local.up(StackOptions(
                     run_dir=self.stack_dir, instances=wanted.instances,
                     standby=wanted.standby, latency_proxy=tuple(wanted.latency_proxy),
-                    service_env=dict(wanted.service_env)))
+                    service_env=dict(wanted.service_env), analytics=wanted.analytics))
             except StackError as exc:
                 raise TargetUnreachable(f"local stack: {exc}") from None
             self.stack_identity = {"supervisor_pid": state.supervisor_pid,
@@ -97,6 +97,9 @@ class RunTarget:
         wanted, problems = self.scenario.stack, []
         if wanted.standby and "postgres-standby" not in running:
             problems.append("stack.standby: the stack already running has no standby")
+        if wanted.analytics and "kafka" not in running:
+            problems.append("stack.analytics: the stack already running has no analytics "
+                            "roles")
         problems += [f"stack.latency_proxy: the stack already running has no {r} proxy"
                      for r in wanted.latency_proxy if f"{r}-proxy" not in running]
         problems += wanted.service_env_problems(local.started_service_env(self.stack_dir))

@@ -58,6 +58,9 @@ class Target:
     prometheus_url: str | None = None  # the target's Prometheus (§5/§8 checks)
     grafana_url: str | None = None
     grafana_token: str | None = field(default=None, repr=False)
+    kafka_bootstrap: str | None = None  # the analytics path (§6 checks)
+    clickhouse_url: str | None = None
+    clickhouse_password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from harness import __version__
 from harness.suites import (  # noqa: F401  (registers their checks)
     access,
+    analytics,
     api,
     contract_props,
     contract_rest,

@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level,
         format=f"%(asctime)s {settings.instance_id} %(levelname)s %(name)s: %(message)s",
     )
+    # aiokafka logs every failed reconnect to a broker that is down at ERROR; the analytics
+    # publisher reports an outage itself, once per retry.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     web.run_app(
         create_app(settings),
         host=args.host or settings.host,

@@ -47,6 +47,11 @@ class Settings:
     # An extension of Nova's contract: a publisher that drops may republish the same key
     # within this many seconds and the stream carries on (0: the drop ends it, as documented).
     reconnect_grace_s: float = 0.0
+    # The analytics path (docs/service.md): empty bootstrap = no events published.
+    kafka_bootstrap: str = ""
+    kafka_topic: str = "nova.stream-events"
+    analytics_max_pending: int = 100_000
+    analytics_ack_timeout_s: float = 10.0
     broken_viewer_count_offset: int = 0
     broken_no_auth_routes: tuple[str, ...] = ()
     broken_skip_owner_check: bool = False
@@ -126,6 +131,12 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         log_level=env.get("NOVA_LOG_LEVEL", d.log_level).upper(),
         malloc_trim_s=_number(env, "NOVA_MALLOC_TRIM_S", d.malloc_trim_s, errors),
         reconnect_grace_s=_number(env, "NOVA_RECONNECT_GRACE_S", d.reconnect_grace_s, errors),
+        kafka_bootstrap=env.get("NOVA_KAFKA_BOOTSTRAP", d.kafka_bootstrap),
+        kafka_topic=env.get("NOVA_KAFKA_TOPIC", d.kafka_topic),
+        analytics_max_pending=_number(env, "NOVA_ANALYTICS_MAX_PENDING",
+                                      d.analytics_max_pending, errors),
+        analytics_ack_timeout_s=_number(env, "NOVA_ANALYTICS_ACK_TIMEOUT_S",
+                                        d.analytics_ack_timeout_s, errors),
         broken_viewer_count_offset=_number(env, "NOVA_BROKEN_VIEWER_COUNT_OFFSET",
                                            d.broken_viewer_count_offset, errors),
         broken_no_auth_routes=tuple(r.strip() for r in env.get(
@@ -144,6 +155,10 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         errors.append("NOVA_MALLOC_TRIM_S must be 0 (off) or a positive number of seconds")
     if settings.reconnect_grace_s < 0:
         errors.append("NOVA_RECONNECT_GRACE_S must be 0 (off) or a positive number of seconds")
+    if settings.analytics_max_pending < 1:
+        errors.append("NOVA_ANALYTICS_MAX_PENDING must be at least 1")
+    if settings.analytics_ack_timeout_s < 1:
+        errors.append("NOVA_ANALYTICS_ACK_TIMEOUT_S must be at least 1 second")
     if errors:
         raise ConfigError("; ".join(errors))
     return settings

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from stack import malloc
+from stack.service.analytics import EventPublisher
 from stack.service.apierror import unavailable
 from stack.service.clock import rfc3339, utcnow
 from stack.service.config import Settings
@@ -58,6 +59,7 @@ class NovaService:
         self.live = LiveState(settings, self._on_event)
         self.hub = ViewerHub(settings, self.live, self.metrics)
         self.verifier = TokenVerifier(settings)
+        self.analytics = EventPublisher(settings, self.metrics)
         self._background: set[asyncio.Task[None]] = set()
         self._trimmer: asyncio.Task[None] | None = None
 
@@ -66,6 +68,7 @@ class NovaService:
         await self.live.start(self._active_snapshot)
         await self.live.reset_instance()
         self.hub.start()
+        self.analytics.start()
         if self.settings.malloc_trim_s > 0:
             self._trimmer = asyncio.create_task(self._trim_forever(self.settings.malloc_trim_s))
 
@@ -80,6 +83,7 @@ class NovaService:
         if self._trimmer is not None:
             self._trimmer.cancel()
         await self.hub.close()
+        await self.analytics.close()
         await self.live.close()
         await self.db.close()
 
@@ -162,6 +166,7 @@ class NovaService:
             raise unavailable("database") from None
         await self.live.cache_stream(str(stored.id), row_to_cache(stored), active=False)
         self.spawn(self.best_effort(self.db.record_event(stored.id, "stream_created", {})))
+        self.analytics.emit("stream_created", str(stored.id))
         return stored
 
     async def activate(self, rtmp_key: str, client_id: str) -> StreamRow | None:
@@ -179,6 +184,7 @@ class NovaService:
         await self.live.cache_stream(str(row.id), row_to_cache(row), active=True)
         self.spawn(self.best_effort(self.db.record_event(row.id, "stream_started",
                                                          {"client_id": client_id})))
+        self.analytics.emit("stream_started", str(row.id))
         await self.live.publish(str(row.id), {"event": "stream_started",
                                               "data": started_data(row)})
         return row
@@ -213,6 +219,7 @@ class NovaService:
         await self.live.cache_stream(str(ended.id), row_to_cache(ended), active=False)
         self.spawn(self.best_effort(self.db.record_event(ended.id, "stream_ended",
                                                          {"reason": reason})))
+        self.analytics.emit("stream_ended", str(ended.id))
         await self.live.publish(str(ended.id), {"event": "stream_ended", "data": {
             "duration_seconds": seconds, "peak_viewers": ended.peak_viewers,
             "final_viewer_count": viewers, "reason": reason,

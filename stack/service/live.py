@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from stack.service.config import Settings
+from stack.service.tasks import cancel_all
 
 log = logging.getLogger("nova.live")
 
@@ -80,11 +81,7 @@ class LiveState:
                 await asyncio.wait_for(self._subscribed.wait(), timeout=2.0)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         with contextlib.suppress(*_DOWN_ERRORS):
             await self._redis.delete(f"nova:instance:{self._instance}")
         await self._redis.aclose()

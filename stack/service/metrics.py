@@ -62,5 +62,13 @@ class ServiceMetrics:
             "nova_streaming_websocket_messages_sent_total", "Viewer socket frames sent",
             ["event"], registry=r)
 
+        self.analytics_events = Counter(
+            "nova_analytics_events_total", "Analytics events by outcome: emitted, "
+            "acknowledged (by the broker), stored (named by the loader), resent (not stored "
+            "in time), send_failed, dropped (over the held bound)", ["outcome"], registry=r)
+        self.analytics_held = Gauge(
+            "nova_analytics_events_held", "Events emitted and not yet named stored by the loader",
+            registry=r)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

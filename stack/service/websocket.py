@@ -64,6 +64,8 @@ async def viewer_socket(request: web.Request) -> web.WebSocketResponse:
     if row.status == "active":  # the lifecycle: stream_started follows, "if active"
         await ws.send_str(frame("stream_started", viewer.stream_id, started_data(row)))
     await svc.hub.join(viewer)
+    svc.analytics.emit("viewer_joined", viewer.stream_id, str(viewer.viewer_id),
+                       str(viewer.session_id))
     svc.spawn(svc.best_effort(svc.db.open_viewer_session(
         row.id, viewer.viewer_id, viewer.session_id, svc.settings.instance_id, utcnow())))
     try:
@@ -77,6 +79,8 @@ async def viewer_socket(request: web.Request) -> web.WebSocketResponse:
         await ws.close(code=1011, message=b"internal error")
     finally:
         await svc.hub.leave(viewer)
+        svc.analytics.emit("viewer_left", viewer.stream_id, str(viewer.viewer_id),
+                           str(viewer.session_id))
         svc.spawn(svc.best_effort(svc.db.close_viewer_sessions([viewer.session_id], utcnow())))
     return ws
 

@@ -20,6 +20,8 @@ from tests.support import new_run_dir
 
 # Fault scenarios hold long enough for their experiment at 35-40 s and its recovery.
 SHORTENED = {
+    "analytics-consistency": ["--duration", "30s"],
+    "failover-analytics": ["--duration", "110s"],
     "concurrent-3x20": ["--duration", "40s", "--api-rate", "10"],
     "smoke": ["--duration", "20s"],
     "viewers-100": ["--duration", "50s"],  # 40 s left 9 of the 10 /metrics samples needed

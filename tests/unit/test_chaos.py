@@ -63,7 +63,7 @@ def test_every_experiment_validates(path: Path) -> None:
     entry = ChaosEntry(experiment=str(path), at=1)
     # The needs check is for the local stack only; here only `chaos validate` speaks.
     assert chaos.check_experiments([entry], ROOT, standby=True, proxied=("postgres",),
-                                   local_target=True) == []
+                                   local_target=True, analytics=True) == []
     experiment = json.loads(path.read_text())
     assert experiment["steady-state-hypothesis"]["probes"], "a steady state to check"
     assert experiment["rollbacks"], "rollbacks that restore the target"
@@ -74,7 +74,8 @@ def test_there_are_local_k8s_and_compose_experiments() -> None:
     assert folders == {"local", "k8s", "compose"}
     local = {p.stem for p in EXPERIMENTS if p.parent.name == "local"}
     assert local == {"kill-postgres", "kill-redis", "restart-service", "rtmp-interrupt",
-                     "postgres-failover", "pause-postgres", "network-latency"}
+                     "postgres-failover", "pause-postgres", "network-latency", "kill-kafka",
+                     "kill-events-loader", "kill-clickhouse"}
 
 
 def test_missing_parts_are_all_reported(tmp_path: Path) -> None:
@@ -83,14 +84,16 @@ def test_missing_parts_are_all_reported(tmp_path: Path) -> None:
     entries = [ChaosEntry(experiment=str(ROOT / "chaos/local/postgres-failover.json"), at=1),
                ChaosEntry(experiment=str(ROOT / "chaos/local/network-latency.json"), at=2),
                ChaosEntry(experiment="nowhere.json", at=3),
-               ChaosEntry(experiment=str(broken), at=4)]
+               ChaosEntry(experiment=str(broken), at=4),
+               ChaosEntry(experiment=str(ROOT / "chaos/local/kill-kafka.json"), at=5)]
     problems = chaos.check_experiments(entries, tmp_path, standby=False, proxied=(),
                                        local_target=True)
-    assert len(problems) == 4, problems
+    assert len(problems) == 5, problems
     assert "stack.standby: true" in problems[0]
     assert "stack.latency_proxy" in problems[1]
     assert "nowhere.json not found" in problems[2]
     assert "does not validate" in problems[3]
+    assert "stack.analytics: true" in problems[4]
 
 
 def test_role_aliases_and_unknown_roles() -> None:
