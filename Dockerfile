@@ -5,6 +5,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY records ./records
 COPY harness ./harness
 COPY analysis ./analysis
 COPY stack ./stack

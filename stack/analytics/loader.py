@@ -40,6 +40,7 @@ BATCH = 2000
 RETRY_S = 0.5
 CALL_TIMEOUT_S = 10.0
 IDLE_REPORT_S = 60.0
+PARTITIONS_CHECK_S = 5.0
 # Longer than any one step may take: a ClickHouse outage holds the loop in _insert, which
 # marks progress on every retry.
 STUCK_S = 30.0
@@ -160,9 +161,12 @@ class Loader:
 
     async def _consume(self, consumer: AIOKafkaConsumer, probe: AnchorProbe,
                        stop: asyncio.Event) -> None:
-        idle_since = time.monotonic()
+        idle_since = checked = time.monotonic()
         while not stop.is_set():
             self.beat = time.monotonic()
+            if self.beat - checked >= PARTITIONS_CHECK_S:
+                checked = self.beat
+                self._check_partitions(consumer)
             batch = await consumer.getmany(timeout_ms=500, max_records=BATCH)
             if batch and await self._same_log(consumer, probe, batch):
                 await self._load(consumer, batch, stop)
@@ -172,6 +176,15 @@ class Loader:
                 positions = {tp.partition: await consumer.position(tp)
                              for tp in consumer.assignment()}
                 log.info("no records for %.0fs; positions %s", IDLE_REPORT_S, positions)
+
+    def _check_partitions(self, consumer: AIOKafkaConsumer) -> None:
+        """A topic made again after a broker restart can have more partitions than the loader
+        was assigned (whichever client made it chose the count): read them all."""
+        found = consumer.partitions_for_topic(self.settings.topic) or set()
+        assigned = {tp.partition for tp in consumer.assignment()}
+        if found - assigned:
+            raise ConsumerStale(f"the topic has partitions {sorted(found - assigned)} the "
+                                "consumer does not read")
 
     async def _ensure_topic(self) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap)

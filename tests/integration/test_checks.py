@@ -20,9 +20,12 @@ from stack.roles import free_port, program
 from tests.support import RunningStack, extra_instance, wait_for
 
 CLI = [sys.executable, "-m", "harness.cli"]
+# The shared stack has no analytics roles: the §6 lines are judged in test_analytics.py.
+NO_ANALYTICS = {"verify/kafka-broker", "verify/clickhouse-select"}
 # Without limits the target cannot show (the local stack runs unlimited) and without https.
 SKIPPED_ON_THE_STACK = {"api/error-rate-limit", "security/tls", "security/rate-limit-user",
-                        "security/rate-limit-ip-bypass", "verify/grafana-dashboard"}
+                        "security/rate-limit-ip-bypass", "verify/grafana-dashboard",
+                        *NO_ANALYTICS}
 # A stack without the Prometheus role (and no Grafana anywhere here).
 NO_PROMETHEUS = {"verify/prometheus-targets", "verify/prometheus-nova-metrics",
                  "verify/alert-rules-loaded", "verify/grafana-dashboard"}
@@ -69,7 +72,8 @@ def test_auth_off_on_one_route_fails_verify_and_security(stack: RunningStack) ->
         verify = results_by_id(target_of(stack, url), "verify")
         security = only(target_of(stack, url), "security", "auth-sweep", "bad-tokens")
     assert verify["tokens"].status == "FAIL" and "missing" in verify["tokens"].reason
-    unjudged = {i.removeprefix("verify/") for i in NO_PROMETHEUS}  # no Prometheus given here
+    # No Prometheus and no analytics path given here.
+    unjudged = {i.removeprefix("verify/") for i in NO_PROMETHEUS | NO_ANALYTICS}
     assert {r.status for i, r in verify.items() if i not in unjudged | {"tokens"}} == {"PASS"}
     assert {verify[i].status for i in unjudged} == {"SKIPPED"}
     assert security["auth-sweep"].status == "FAIL"
@@ -202,5 +206,5 @@ def test_the_suites_pass_on_a_stack_started_as_the_hint_says(tmp_path: Path) -> 
     assert result.returncode == 0, result.stdout + result.stderr
     checks = json.loads((next(tmp_path.iterdir()) / "checks.json").read_text())
     statuses = {f"{c['suite']}/{c['id']}": c["status"] for c in checks}
-    assert {k for k, v in statuses.items() if v != "PASS"} == {"security/tls", *NO_PROMETHEUS}, \
-        statuses
+    assert {k for k, v in statuses.items() if v != "PASS"} == \
+        {"security/tls", *NO_PROMETHEUS, *NO_ANALYTICS}, statuses

@@ -61,3 +61,14 @@ def test_the_monitoring_profile_loads_the_rules_and_the_dashboard() -> None:
     provider = yaml.safe_load(
         (ROOT / "deploy/grafana/provisioning/dashboards/nova-harness.yml").read_text())
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_the_image_copies_every_package_it_installs() -> None:
+    import tomllib
+
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"]["find"]["include"]
+    copied = {line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines()
+              if line.startswith("COPY ")}
+    missing = [p for p in (name.rstrip("*") for name in packages) if p not in copied]
+    assert not missing, f"the Dockerfile does not copy {missing} (pip install . would miss them)"
