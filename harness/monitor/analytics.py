@@ -23,6 +23,8 @@ from harness.monitor.processes import PolledSource
 from records.schema import EventRow, RowSink
 
 SNAPSHOT_LIMIT = 2_000_000
+# One Kafka poll at most this long: a poll that hangs must not hold up the run's shutdown.
+POLL_TIMEOUT_S = 15.0
 
 
 def sql_string(value: str) -> str:
@@ -165,7 +167,8 @@ class KafkaSource(PolledSource):
         self.bootstrap, self.spec = bootstrap, profile.kafka
 
     def poll(self) -> list[tuple[str, str, float]]:
-        facts = asyncio.run(kafka_facts(self.bootstrap, self.spec.topic, self.spec.group))
+        facts = asyncio.run(asyncio.wait_for(
+            kafka_facts(self.bootstrap, self.spec.topic, self.spec.group), POLL_TIMEOUT_S))
         rows = [("kafka_broker_up", "", 1.0),
                 ("kafka_topic_partitions", f"topic={self.spec.topic}",
                  float(len(facts.end_offsets)))]

@@ -145,9 +145,12 @@ class Loader:
         s = self.settings
         await asyncio.to_thread(clickhouse.ensure_schema, s.clickhouse_url)
         await self._ensure_topic()
+        # Metadata refreshed every few seconds (default 5 min): a topic made again after a
+        # broker restart may have more partitions, and _check_partitions must see them.
         consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap, group_id=s.group, enable_auto_commit=False,
-            auto_offset_reset="earliest", request_timeout_ms=5000)
+            auto_offset_reset="earliest", request_timeout_ms=5000,
+            metadata_max_age_ms=int(PARTITIONS_CHECK_S * 1000))
         await consumer.start()
         probe = AnchorProbe(s.bootstrap, s.topic)
         try:
