@@ -22,6 +22,9 @@ from typing import Any
 import pytest
 
 from analysis.load import read_table
+from harness.config.profile import load_profile
+from harness.suites.base import REGISTRY, CheckResult, Target, run_check
+from harness.suites.runner import BUILT_SUITES  # noqa: F401  (registers every check)
 from stack import local
 from tests.integration.test_run import CLI, ROOT
 from tests.support import RunningStack, running_stack
@@ -31,17 +34,17 @@ pytestmark = pytest.mark.integration
 FAULTS = """name: analytics-faults-short
 target: {{stack: local}}
 stack: {{analytics: true}}
-load: {{ramp: 4s, hold: 44s, ramp_down: 3s, warmup: 3s, cooldown: 2s}}
+load: {{ramp: 3s, hold: 37s, ramp_down: 2s, warmup: 2s, cooldown: 2s}}
 streams: {{count: 2}}
 viewers: {{per_stream: 8, info_interval_s: 2}}
 api_clients: {{rate_per_s: 5, mix: {{list_active: 5, get: 3, health: 1}}}}
-monitors: {{analytics: {{settle_s: 6, interval_s: 2}}}}
+monitors: {{analytics: {{settle_s: 5, interval_s: 2}}}}
 soak: {{cycle_viewers: 6, cycle_start: 3s, cycle_connect: 1s, cycle_hold: 3s, cycle_idle: 2s,
        report_every: 600s}}
 chaos:
-  - {{experiment: {chaos}/kill-kafka.json, at: 6s, vars: {{outage_s: 3}}}}
-  - {{experiment: {chaos}/kill-events-loader.json, at: 20s, vars: {{outage_s: 3}}}}
-  - {{experiment: {chaos}/kill-clickhouse.json, at: 34s, vars: {{outage_s: 3}}}}
+  - {{experiment: {chaos}/kill-kafka.json, at: 5s, vars: {{outage_s: 3}}}}
+  - {{experiment: {chaos}/kill-events-loader.json, at: 17s, vars: {{outage_s: 3}}}}
+  - {{experiment: {chaos}/kill-clickhouse.json, at: 29s, vars: {{outage_s: 3}}}}
 thresholds: {thresholds}
 """
 
@@ -73,30 +76,32 @@ def test_the_stack_runs_the_analytics_roles(stack: RunningStack) -> None:
         status["endpoints"])
 
 
-def test_verify_passes_then_fails_with_evidence_when_stopped(stack: RunningStack,
-                                                             tmp_path: Path) -> None:
-    def verify(tag: str) -> dict[str, dict[str, Any]]:
-        subprocess.run([*CLI, "check", "--suite", "verify", "--run-dir", str(stack.run_dir),
-                        "--results", str(tmp_path / tag)], capture_output=True, text=True,
-                       timeout=300)
-        (document,) = (tmp_path / tag).rglob("checks.json")
-        return {c["id"]: c for c in json.loads(document.read_text())}
+def test_verify_passes_then_fails_with_evidence_when_stopped(stack: RunningStack) -> None:
+    endpoints = stack.state.endpoints
+    target = Target(endpoints["api_base"], endpoints["ws_base"], endpoints["rtmp_url"],
+                    endpoints["hls_base"], endpoints["metrics_url"], load_profile("nova-doc"),
+                    stack.minter, kafka_bootstrap=endpoints["kafka_bootstrap"],
+                    clickhouse_url=endpoints["clickhouse_url"])
 
-    healthy = verify("up")
-    assert healthy["kafka-broker"]["status"] == "PASS", healthy["kafka-broker"]
-    assert "nova.stream-events" in healthy["kafka-broker"]["reason"]
-    assert healthy["clickhouse-select"]["status"] == "PASS", healthy["clickhouse-select"]
+    def verify() -> dict[str, CheckResult]:
+        return {c.id: run_check(target, c) for c in REGISTRY["verify"]
+                if c.id in ("kafka-broker", "clickhouse-select")}
+
+    healthy = verify()
+    assert healthy["kafka-broker"].status == "PASS", healthy["kafka-broker"]
+    assert "nova.stream-events" in healthy["kafka-broker"].reason
+    assert healthy["clickhouse-select"].status == "PASS", healthy["clickhouse-select"]
     for role in ("kafka", "clickhouse"):
         local.control(stack.run_dir, "stop", role)
     try:
-        down = verify("down")
+        down = verify()
     finally:
         for role in ("kafka", "clickhouse"):
             local.control(stack.run_dir, "start", role)
     for line in ("kafka-broker", "clickhouse-select"):
-        assert down[line]["status"] == "FAIL", down[line]
-        assert "refused" in down[line]["reason"], down[line]
-        assert down[line]["evidence"], "the failed exchange is kept as evidence"
+        assert down[line].status == "FAIL", down[line]
+        assert "refused" in down[line].reason, down[line]
+        assert down[line].evidence, "the failed exchange is kept as evidence"
 
 
 def test_a_loader_losing_events_fails_the_match_naming_them(tmp_path: Path) -> None:
