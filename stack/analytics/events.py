@@ -12,8 +12,6 @@ LOADER_GROUP = "nova-events-loader"
 # The loader publishes the ids it stored here; the service keeps each event until it is named.
 ACK_TOPIC = "nova.stream-events.stored"
 PARTITIONS = 3
-EVENT_TYPES = ("stream_created", "stream_started", "stream_ended", "viewer_joined",
-               "viewer_left")
 
 
 @dataclass(frozen=True)
