@@ -78,8 +78,7 @@ class ClickHouseReader:
         text = self.query(f"SELECT {c.event_type}, count() FROM {self.spec.table}{final} "
                           f"WHERE {self._where(streams)} GROUP BY {c.event_type} "
                           "FORMAT TabSeparated")
-        return {line.split("\t")[0]: int(line.split("\t")[1])
-                for line in text.splitlines() if line}
+        return _counted(text)
 
     def events(self, streams: Iterable[str]) -> list[StoredEvent]:
         """Every stored event of these streams, one per id: when it was first stored (a copy
@@ -110,8 +109,13 @@ class ClickHouseReader:
         text = self.query(f"SELECT {c.event_id} AS id, count() AS n FROM {self.spec.table} "
                           f"FINAL WHERE {where} GROUP BY id LIMIT {SNAPSHOT_LIMIT} "
                           "FORMAT TabSeparated")
-        return {line.split("\t")[0]: int(line.split("\t")[1])
-                for line in text.splitlines() if line}
+        return _counted(text)
+
+
+def _counted(tab_separated: str) -> dict[str, int]:
+    """`key<TAB>count` lines (a GROUP BY's answer) as a dict."""
+    pairs = (line.split("\t") for line in tab_separated.splitlines() if line)
+    return {key: int(count) for key, count in pairs}
 
 
 class ClickHouseSource(PolledSource):
