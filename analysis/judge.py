@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis import distributed
 from analysis.analytics import fault_notes, snapshot_wait_s
 from analysis.fault_verdicts import judged_phases
 from analysis.load import RunData, outside_phases
@@ -239,6 +240,7 @@ def validity_problems(run: RunData) -> list[str]:
         if got < MIN_VIEWER_SHARE * planned:
             problems.append(f"only {got} of {planned} planned viewers connected: the load "
                             "asked for was not applied")
+    problems += distributed.worker_losses(run)
     if run.manifest.status in ("running", "crashed") and run.coverage < MIN_COVERAGE:
         problems.append(f"run did not finish (status {run.manifest.status}) and its "
                         f"data covers only {run.coverage:.0%} of the planned duration")
@@ -257,11 +259,11 @@ def notes(run: RunData) -> list[str]:
                      "judged; trends are fitted within each segment")
     if run.manifest.gaps:
         found.append(f"coverage: {run.coverage:.0%} of the planned time has data")
-    return found + fault_notes(run)
+    return found + distributed.clock_problems(run) + fault_notes(run)
 
 
 def judge(run: RunData, thresholds: ThresholdFile, source: str = "") -> Verdict:
-    results = [judge_one(run, t) for t in thresholds.thresholds]
+    results = distributed.qualify(run, [(t, judge_one(run, t)) for t in thresholds.thresholds])
     problems = validity_problems(run)
     critical = [r for r in results if r.severity == "critical"]
     if not any(r.status == "PASS" for r in critical):

@@ -88,6 +88,38 @@ class Validity(_Document):
     late_sends: int = 0
 
 
+class WorkerRecord(_Document):
+    """One Locust worker as the master saw it: where it ran, the viewers it held, when it was
+    lost (no heartbeat or quit while the load ran) or left (after the load), and its clock's
+    offset from the master's (`clock_offset_ms` ± `clock_bound_ms`, from the round trip that
+    bounds it most tightly; `clock_offset_max_ms` the largest measured)."""
+
+    client_id: str
+    name: str = ""
+    host: str = ""
+    pid: int | None = None
+    joined_at: float
+    viewers_max: int = 0
+    viewers_now: int = 0
+    lost_at: float | None = None
+    left_at: float | None = None
+    clock_offset_ms: float | None = None
+    clock_bound_ms: float | None = None
+    clock_offset_max_ms: float | None = None
+    clock_rounds: int = 0
+
+
+class Distributed(_Document):
+    """A run with workers: the address they joined (`HOST:PORT`), how many were local
+    processes and how many were expected from elsewhere, and each worker seen."""
+
+    master_address: str | None = None
+    local_workers: int = 0
+    expected_workers: int = 0
+    max_clock_offset_ms: float = 5.0
+    workers: list[WorkerRecord] = Field(default_factory=list)
+
+
 class FaultRecord(_Document):
     """One Chaos Toolkit experiment start; `start`/`end` is the fault window (the first
     method action's start to the last one's end), empty when it never ran."""
@@ -132,6 +164,7 @@ class Manifest(_Document):
     gaps: list[Gap] = Field(default_factory=list)
     faults: list[FaultRecord] = Field(default_factory=list)
     validity: Validity | None = None
+    distributed: Distributed | None = None
 
 
 class Status(_Document):

@@ -30,7 +30,8 @@ MODELS: tuple[tuple[str, type[BaseModel]], ...] = (
 )
 PARTS: tuple[type[BaseModel], ...] = (documents.Span, documents.Gap, documents.Writer,
                                       documents.HostFacts, documents.Planned,
-                                      documents.Validity, documents.EvidenceRecord)
+                                      documents.Validity, documents.Distributed,
+                                      documents.WorkerRecord, documents.EvidenceRecord)
 
 
 def _type_name(annotation: object) -> str:

@@ -165,6 +165,9 @@ SAMPLE_KINDS = frozenset({
 # Kinds whose `latency_ms` is a delay read at `ts` (a push latency, a live lag), not the length
 # of an operation that began at `ts`; every other kind's operation spans ts .. ts + latency.
 READING_KINDS = frozenset({WS_EVENT, HLS_LIVE_LAG, HLS_INGEST_DELAY})
+# Latencies that subtract a time the target stamped from the generator's clock: a worker whose
+# clock is off reports them off by as much (analysis/distributed.py).
+CROSS_CLOCK_KINDS = frozenset({WS_EVENT, HLS_INGEST_DELAY})
 # `stream_ended_seen`'s detail when a viewer learned the end from a refused reconnect (the
 # status the profile's `errors.stream_gone` names; 410 on the reference, hence the name).
 STREAM_GONE_DETAIL = "http_410"
@@ -181,4 +184,5 @@ EVENT_TYPES = frozenset({
     "cycle_started", "cycle_connected", "cycle_disconnected", "cycle_idle_end",
     "interim_verdict", "run_resumed",
     "clickhouse_event", "analytics_snapshot", "analytics_snapshot_failed",
+    "worker_joined", "worker_clock", "worker_lost",
 })

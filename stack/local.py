@@ -5,6 +5,7 @@ state file. `python -m stack.local supervise` is the supervisor's own entry poin
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from typing import Any
 import psutil
 
 from stack import roles
+from stack.address import LOOPBACK, listen_host, use_listen_host
 from stack.analytics import clickhouse
 from stack.errors import StackNotRunning, StackStartError
 from stack.jwtkeys import ensure_keys
@@ -52,13 +54,36 @@ def _check_options(options: StackOptions) -> None:
     if unknown:
         problems.append(f"--latency-proxy {','.join(unknown)}: only "
                         f"{', '.join(roles.PROXIABLE_ROLES)} can be proxied")
+    problems += _listen_problems(options)
     fixed = {"api": options.api_port, "http": options.http_port, "rtmp": options.rtmp_port,
              "postgres": options.postgres_port, "redis": options.redis_port}
     for part, port in fixed.items():
         if port and not roles.port_is_free(port):
-            problems.append(f"{part}: port {port} on 127.0.0.1 is already in use")
+            problems.append(f"{part}: port {port} on {listen_host()} is already in use")
     if problems:
         raise StackStartError("; ".join(problems))
+
+
+def _listen_problems(options: StackOptions) -> list[str]:
+    """--listen: an address of this machine, and only with the roles that follow it."""
+    if options.listen == LOOPBACK:
+        return []
+    try:
+        ipaddress.IPv4Address(options.listen)
+    except ValueError:
+        return [f"--listen {options.listen!r}: expected an IPv4 address of this machine"]
+    problems = [f"--listen {options.listen}: not with --{name} (those roles listen on "
+                "loopback only)" for name, wanted in
+                (("standby", options.standby), ("latency-proxy", bool(options.latency_proxy)),
+                 ("prometheus", options.prometheus), ("analytics", options.analytics))
+                if wanted]
+    with socket.socket() as sock:
+        try:
+            sock.bind((options.listen, 0))
+        except OSError as exc:
+            problems.append(f"--listen {options.listen}: cannot listen there ({exc.strerror}):"
+                            " not an address of this machine (or of this network namespace)")
+    return problems
 
 
 def up(options: StackOptions, timeout_s: float = UP_TIMEOUT_S) -> tuple[StackState, bool]:
@@ -75,6 +100,7 @@ def up(options: StackOptions, timeout_s: float = UP_TIMEOUT_S) -> tuple[StackSta
     except StackNotRunning:
         pass
     roles.require_binaries(prometheus=options.prometheus, analytics=options.analytics)
+    use_listen_host(options.listen)
     _check_options(options)
     run_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(run_dir, 0o755)
@@ -158,6 +184,7 @@ def _create_time(pid: int) -> float | None:
 def status(run_dir: Path) -> dict[str, Any]:
     """Endpoints and every role with pid, port, liveness and health."""
     state = read_state(run_dir)
+    use_listen_host(state.listen)
     running = supervisor_alive(state)
     out: dict[str, Any] = {
         "run_dir": state.run_dir, "status": state.status if running else "not running",
@@ -176,7 +203,7 @@ def status(run_dir: Path) -> dict[str, Any]:
 
 def _healthy(kind: str, port: int) -> bool:
     if kind == "api":
-        return roles.http_status(f"http://127.0.0.1:{port}/health") == 200
+        return roles.http_status(f"http://{listen_host()}:{port}/health") == 200
     if kind == "redis":
         return roles.redis_pings(port)
     if kind.startswith("postgres"):
@@ -184,9 +211,9 @@ def _healthy(kind: str, port: int) -> bool:
     if kind == "prometheus":
         return roles.prometheus_scraped(port)
     if kind == "clickhouse":
-        return clickhouse.pings(f"http://127.0.0.1:{port}")
+        return clickhouse.pings(f"http://{listen_host()}:{port}")
     if kind == "loader":
-        return roles.http_status(f"http://127.0.0.1:{port}/health") == 200
+        return roles.http_status(f"http://{listen_host()}:{port}/health") == 200
     return roles.port_accepts(port)
 
 

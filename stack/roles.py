@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stack.address import listen_host
 from stack.analytics.broker import broker_binary
 from stack.errors import StackStartError
 
@@ -49,6 +50,8 @@ class StackOptions:
     prometheus: bool = False
     # The analytics path: a Kafka-protocol broker, ClickHouse and the events loader.
     analytics: bool = False
+    # The address every listener uses (`stack up --listen ADDR`; stack.address).
+    listen: str = "127.0.0.1"
 
 
 PROXIABLE_ROLES = ("postgres", "redis")
@@ -118,7 +121,7 @@ def free_port() -> int:
             _given_ports.add(port)
             return port
     with socket.socket() as sock:  # nothing free below the range: fall back to the kernel's
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((listen_host(), 0))
         return int(sock.getsockname()[1])
 
 
@@ -126,7 +129,7 @@ def port_is_free(port: int) -> bool:
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((listen_host(), port))
         except OSError:
             return False
         return True
@@ -134,7 +137,7 @@ def port_is_free(port: int) -> bool:
 
 def port_accepts(port: int, timeout_s: float = 0.5) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s):
+        with socket.create_connection((listen_host(), port), timeout=timeout_s):
             return True
     except OSError:
         return False
@@ -152,7 +155,7 @@ def http_status(url: str, timeout_s: float = 2.0) -> int | None:
 
 def redis_pings(port: int) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+        with socket.create_connection((listen_host(), port), timeout=0.5) as sock:
             sock.sendall(b"PING\r\n")
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
@@ -161,7 +164,7 @@ def redis_pings(port: int) -> bool:
 
 def pg_ready(port: int) -> bool:
     result = subprocess.run(
-        [str(pg_bindir() / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port),
+        [str(pg_bindir() / "pg_isready"), "-q", "-h", listen_host(), "-p", str(port),
          "-U", "postgres", "-d", "postgres"],
         check=False,
     )
@@ -172,7 +175,7 @@ def pg_in_recovery(port: int) -> bool | None:
     """True on a standby, False on a writable primary, None when it does not answer."""
     try:
         result = subprocess.run(
-            [str(pg_bindir() / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
+            [str(pg_bindir() / "psql"), "-h", listen_host(), "-p", str(port), "-U", "postgres",
              "-d", "postgres", "-tAc", "SELECT pg_is_in_recovery()"],
             capture_output=True, text=True, check=False, timeout=5,
             env={**os.environ, "PGCONNECT_TIMEOUT": "3"})
@@ -210,9 +213,9 @@ def _last_words(log: Path) -> str:
 
 def render_nginx(run_dir: Path, http_port: int, rtmp_port: int, api_ports: list[int]) -> Path:
     template = string.Template((TEMPLATES / "nginx.conf").read_text())
-    upstream = "\n".join(f"        server 127.0.0.1:{p} max_fails=0;" for p in api_ports)
+    upstream = "\n".join(f"        server {listen_host()}:{p} max_fails=0;" for p in api_ports)
     conf = template.substitute(
-        rtmp_module=RTMP_MODULE, run_dir=run_dir, log_dir=run_dir / "logs",
+        rtmp_module=RTMP_MODULE, run_dir=run_dir, log_dir=run_dir / "logs", host=listen_host(),
         http_port=http_port, rtmp_port=rtmp_port, upstream_servers=upstream,
     )
     path = run_dir / "nginx" / "nginx.conf"
@@ -229,7 +232,7 @@ def render_prometheus(run_dir: Path, api_ports: list[int]) -> Path:
     config = {"global": {"scrape_interval": interval, "evaluation_interval": interval},
               "rule_files": [str(ALERT_RULES)] if ALERT_RULES.exists() else [],
               "scrape_configs": [{"job_name": "nova", "static_configs": [
-                  {"targets": [f"127.0.0.1:{port}" for port in api_ports]}]}]}
+                  {"targets": [f"{listen_host()}:{port}" for port in api_ports]}]}]}
     path = folder / "prometheus.yml"
     path.write_text(json.dumps(config, indent=2))  # JSON is YAML
     return path
@@ -237,10 +240,10 @@ def render_prometheus(run_dir: Path, api_ports: list[int]) -> Path:
 
 def prometheus_scraped(port: int) -> bool:
     """Ready, and every target it was given scraped once (until then it answers no data)."""
-    if http_status(f"http://127.0.0.1:{port}/-/ready") != 200:
+    if http_status(f"http://{listen_host()}:{port}/-/ready") != 200:
         return False
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/targets",
+        with urllib.request.urlopen(f"http://{listen_host()}:{port}/api/v1/targets",
                                     timeout=2.0) as answer:
             targets = json.loads(answer.read())["data"]["activeTargets"]
     except (OSError, ValueError, KeyError):
@@ -251,7 +254,7 @@ def prometheus_scraped(port: int) -> bool:
 def prometheus_command(conf: Path, run_dir: Path, port: int) -> list[str]:
     return [program("prometheus"), f"--config.file={conf}",
             f"--storage.tsdb.path={run_dir / 'prometheus' / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+            f"--web.listen-address={listen_host()}:{port}", "--log.level=warn"]
 
 
 def nginx_command(conf: Path, run_dir: Path) -> list[str]:
@@ -262,7 +265,7 @@ def nginx_command(conf: Path, run_dir: Path) -> list[str]:
 def postgres_command(data_dir: Path, port: int, socket_dir: Path, standby: bool) -> list[str]:
     command = [
         str(pg_bindir() / "postgres"), "-D", str(data_dir), "-p", str(port),
-        "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={socket_dir}",
+        "-c", f"listen_addresses={listen_host()}", "-c", f"unix_socket_directories={socket_dir}",
         "-c", "max_connections=200", "-c", "shared_buffers=64MB",
         "-c", "logging_collector=off", "-c", "log_min_messages=warning",
         # The faults this stack takes are process kills, which never lose what PostgreSQL
@@ -277,7 +280,7 @@ def postgres_command(data_dir: Path, port: int, socket_dir: Path, standby: bool)
 
 
 def redis_command(port: int, data_dir: Path) -> list[str]:
-    return [program("redis-server"), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+    return [program("redis-server"), "--bind", listen_host(), "--port", str(port), "--save", "",
             "--appendonly", "no", "--dir", str(data_dir), "--protected-mode", "no",
             "--daemonize", "no", "--maxclients", "10000"]
 

@@ -50,6 +50,7 @@ class StackState:
     control_socket: str | None = None
     endpoints: dict[str, str] = field(default_factory=dict)
     roles: dict[str, RoleState] = field(default_factory=dict)
+    listen: str = "127.0.0.1"  # the address every listener uses (`stack up --listen`)
     schema: int = STATE_SCHEMA
 
     def role(self, name: str) -> RoleState:

@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 
 from stack import roles
+from stack.address import LOOPBACK, listen_host, use_listen_host
 from stack.analytics import broker, clickhouse
 from stack.errors import StackError, StackStartError
 from stack.jwtkeys import service_jwt_env
@@ -38,12 +39,14 @@ class Supervisor:
     """Owns every process of one local stack."""
 
     def __init__(self, options: StackOptions) -> None:
+        use_listen_host(options.listen)
         self.options = options
         self.run_dir = options.run_dir
         self.logs = self.run_dir / "logs"
         self.state = StackState(run_dir=str(self.run_dir), supervisor_pid=os.getpid(),
                                 started_at=time.time(),
-                                control_socket=str(self.run_dir / "control.sock"))
+                                control_socket=str(self.run_dir / "control.sock"),
+                                listen=options.listen)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -117,7 +120,7 @@ class Supervisor:
                 roles.postgres_command(run / "postgres-standby", standby_port, run / "pg-socket",
                                        standby=True),
                 port=standby_port, data_dir=run / "postgres-standby")
-            hosts.append(f"127.0.0.1:{standby_port}")
+            hosts.append(f"{listen_host()}:{standby_port}")
         add("redis", "redis", roles.redis_command(redis_port, run / "redis"), port=redis_port,
             data_dir=run / "redis")
         analytics_env = self._plan_analytics() if o.analytics else {}
@@ -126,17 +129,16 @@ class Supervisor:
             service_ports[upstream] = self._add_proxy(upstream, service_ports[upstream])
         suffix = "?target_session_attrs=read-write" if o.standby else ""
         # The harness's own PostgreSQL/Redis sources connect directly, not through a proxy.
-        direct_database_url = (f"postgresql://postgres@"
-                               f"{','.join([f'127.0.0.1:{pg_port}', *hosts])}/{roles.DATABASE}"
-                               + suffix)
-        hosts.insert(0, f"127.0.0.1:{service_ports['postgres']}")
+        direct_hosts = ",".join([f"{listen_host()}:{pg_port}", *hosts])
+        direct_database_url = f"postgresql://postgres@{direct_hosts}/{roles.DATABASE}{suffix}"
+        hosts.insert(0, f"{listen_host()}:{service_ports['postgres']}")
         database_url = f"postgresql://postgres@{','.join(hosts)}/{roles.DATABASE}" + suffix
-        redis_url = f"redis://127.0.0.1:{service_ports['redis']}/0"
+        redis_url = f"redis://{listen_host()}:{service_ports['redis']}/0"
         service_env = {
             "NOVA_DATABASE_URL": database_url,
             "NOVA_REDIS_URL": redis_url,
-            "NOVA_RTMP_URL": f"rtmp://127.0.0.1:{rtmp_port}/live",
-            "NOVA_HLS_BASE": f"http://127.0.0.1:{http_port}",
+            "NOVA_RTMP_URL": f"rtmp://{listen_host()}:{rtmp_port}/live",
+            "NOVA_HLS_BASE": f"http://{listen_host()}:{http_port}",
             # One loopback address carries the whole load: keep the limiter out of its way.
             "NOVA_RATE_LIMIT_IP": "1000000",
             "NOVA_RATE_LIMIT_USER": "1000000",
@@ -147,7 +149,8 @@ class Supervisor:
         for index, port in enumerate(api_ports, start=1):
             name = f"api-{index}"
             add(name, "api", roles.service_command(), port=port, restart=o.restart)
-            self._env[name] = {**service_env, "NOVA_PORT": str(port), "NOVA_INSTANCE_ID": name}
+            self._env[name] = {**service_env, "NOVA_HOST": listen_host(), "NOVA_PORT": str(port),
+                               "NOVA_INSTANCE_ID": name}
         conf = roles.render_nginx(run, http_port, rtmp_port, api_ports)
         add("nginx", "nginx", roles.nginx_command(conf, run), port=http_port,
             extra_ports={"rtmp": rtmp_port}, data_dir=run / "hls")
@@ -157,29 +160,29 @@ class Supervisor:
                 roles.prometheus_command(roles.render_prometheus(run, api_ports), run,
                                          prometheus_port),
                 port=prometheus_port, data_dir=run / "prometheus")
-        api_base = (f"http://127.0.0.1:{api_ports[0]}" if o.instances == 1
-                    else f"http://127.0.0.1:{http_port}")
+        api_base = (f"http://{listen_host()}:{api_ports[0]}" if o.instances == 1
+                    else f"http://{listen_host()}:{http_port}")
         self.state.endpoints = {
             "api_base": api_base,
             "ws_base": api_base.replace("http://", "ws://"),
-            "rtmp_url": f"rtmp://127.0.0.1:{rtmp_port}/live",
-            "hls_base": f"http://127.0.0.1:{http_port}",
+            "rtmp_url": f"rtmp://{listen_host()}:{rtmp_port}/live",
+            "hls_base": f"http://{listen_host()}:{http_port}",
             "metrics_url": f"{api_base}/metrics",
-            "stat_url": f"http://127.0.0.1:{http_port}/stat",
+            "stat_url": f"http://{listen_host()}:{http_port}/stat",
             "database_url": database_url,
             "redis_url": redis_url,
             "monitor_database_url": direct_database_url,
-            "monitor_redis_url": f"redis://127.0.0.1:{redis_port}/0",
+            "monitor_redis_url": f"redis://{listen_host()}:{redis_port}/0",
         }
         if o.analytics:
             self.state.endpoints.update({
                 "kafka_bootstrap": analytics_env["NOVA_KAFKA_BOOTSTRAP"],
                 "clickhouse_url": analytics_env["NOVA_CLICKHOUSE_URL"],
                 "loader_metrics_url":
-                    f"http://127.0.0.1:{self.state.roles['events-loader'].port}/metrics"})
+                    f"http://{listen_host()}:{self.state.roles['events-loader'].port}/metrics"})
         if o.prometheus:
             self.state.endpoints["prometheus_url"] = \
-                f"http://127.0.0.1:{self.state.roles['prometheus'].port}"
+                f"http://{listen_host()}:{self.state.roles['prometheus'].port}"
         self._check_ports()
         self._save()
 
@@ -196,8 +199,8 @@ class Supervisor:
                 os.chown(path, self._ch_user.pw_uid, self._ch_user.pw_gid)
         self._add_role("clickhouse", "clickhouse", clickhouse.server_command(config),
                        port=ch_port, extra_ports={"native": ch_tcp}, data_dir=folder)
-        env = {"NOVA_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
-               "NOVA_CLICKHOUSE_URL": f"http://127.0.0.1:{ch_port}",
+        env = {"NOVA_KAFKA_BOOTSTRAP": f"{listen_host()}:{kafka_port}",
+               "NOVA_CLICKHOUSE_URL": f"http://{listen_host()}:{ch_port}",
                "NOVA_LOADER_PORT": str(loader_port),
                **{k: v for k, v in self.options.service_env.items()
                   if k.startswith("NOVA_LOADER_")}}
@@ -227,8 +230,8 @@ class Supervisor:
         for role in self.state.roles.values():
             for port in [role.port, *role.extra_ports.values()]:
                 if port is not None and not roles.port_is_free(port):
-                    raise StackStartError(f"{role.name}: port {port} on 127.0.0.1 is already in "
-                                          f"use; log: {role.log}")
+                    raise StackStartError(f"{role.name}: port {port} on {listen_host()} is "
+                                          f"already in use; log: {role.log}")
 
     # -- starting ------------------------------------------------------------------------
 
@@ -299,6 +302,10 @@ class Supervisor:
         self._run_logged("postgres", [str(roles.pg_bindir() / "initdb"), "-D", str(data_dir),
                                       "-U", "postgres", "--auth=trust", "-E", "UTF8",
                                       "--locale=C", "--no-sync"], **self._as_postgres())
+        if listen_host() != LOOPBACK:
+            # The harness's monitors connect from other hosts of the listen address's subnet.
+            with open(data_dir / "pg_hba.conf", "a") as hba:
+                hba.write("host all all samenet trust\n")
 
     def start_role(self, name: str) -> RoleState:
         """Start one role and wait until it is healthy (also used by the control socket)."""
@@ -352,19 +359,19 @@ class Supervisor:
         return False
 
     def _wait_ready(self, role: RoleState) -> None:
-        port = role.port or 0
+        port, host = role.port or 0, listen_host()
         checks = {
             "postgres": (lambda: roles.pg_ready(port), 30.0),
             "postgres-standby": (lambda: roles.pg_ready(port), 30.0),
             "redis": (lambda: roles.redis_pings(port), 10.0),
             "proxy": (lambda: roles.port_accepts(port), 10.0),
-            "api": (lambda: roles.http_status(f"http://127.0.0.1:{port}/health") == 200, 30.0),
+            "api": (lambda: roles.http_status(f"http://{host}:{port}/health") == 200, 30.0),
             "nginx": (lambda: roles.port_accepts(role.extra_ports["rtmp"]) and
-                      roles.http_status(f"http://127.0.0.1:{port}/stat") == 200, 10.0),
+                      roles.http_status(f"http://{host}:{port}/stat") == 200, 10.0),
             "prometheus": (lambda: roles.prometheus_scraped(port), 30.0),
             "kafka": (lambda: roles.port_accepts(port), 10.0),
-            "clickhouse": (lambda: clickhouse.pings(f"http://127.0.0.1:{port}"), 30.0),
-            "loader": (lambda: roles.http_status(f"http://127.0.0.1:{port}/health") == 200,
+            "clickhouse": (lambda: clickhouse.pings(f"http://{listen_host()}:{port}"), 30.0),
+            "loader": (lambda: roles.http_status(f"http://{listen_host()}:{port}/health") == 200,
                        30.0),
         }
         check, timeout_s = checks[role.kind]
@@ -374,11 +381,11 @@ class Supervisor:
     def _ensure_database(self, role: RoleState) -> None:
         bindir = roles.pg_bindir()
         probe = subprocess.run(
-            [str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(role.port), "-U", "postgres",
+            [str(bindir / "psql"), "-h", listen_host(), "-p", str(role.port), "-U", "postgres",
              "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{roles.DATABASE}'"],
             capture_output=True, text=True, check=False)
         if probe.stdout.strip() != "1":
-            self._run_logged(role.name, [str(bindir / "createdb"), "-h", "127.0.0.1", "-p",
+            self._run_logged(role.name, [str(bindir / "createdb"), "-h", listen_host(), "-p",
                                          str(role.port), "-U", "postgres", roles.DATABASE])
 
     def _prepare_standby(self, role: RoleState) -> None:
@@ -388,7 +395,7 @@ class Supervisor:
         primary = self.state.roles["postgres"]
         self._chown_postgres(data_dir)
         self._run_logged(role.name, [
-            str(roles.pg_bindir() / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
+            str(roles.pg_bindir() / "pg_basebackup"), "-h", listen_host(), "-p", str(primary.port),
             "-U", "postgres", "-D", str(data_dir), "-R", "-X", "stream", "--no-sync",
             "--checkpoint=fast",
         ], **self._as_postgres())
@@ -427,7 +434,7 @@ class Supervisor:
         shutil.rmtree(data_dir, ignore_errors=True)
         self._chown_postgres(data_dir)
         self._run_logged(name, [
-            str(roles.pg_bindir() / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
+            str(roles.pg_bindir() / "pg_basebackup"), "-h", listen_host(), "-p", str(primary.port),
             "-U", "postgres", "-D", str(data_dir), "-R", "-X", "stream", "--no-sync",
             "--checkpoint=fast"], **self._as_postgres())
         with open(data_dir / "postgresql.auto.conf", "a") as conf:

@@ -57,7 +57,7 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
         http_port=args.http_port, rtmp_port=args.rtmp_port, postgres_port=args.postgres_port,
         redis_port=args.redis_port, service_env=_service_env(args.service_env),
         latency_proxy=tuple(r for r in args.latency_proxy.split(",") if r),
-        prometheus=args.prometheus, analytics=args.analytics,
+        prometheus=args.prometheus, analytics=args.analytics, listen=args.listen,
     )
     started = time.monotonic()
     state, reused = local.up(options)
@@ -310,7 +310,10 @@ def _run(args: argparse.Namespace, scenario: Path, overrides: dict[str, object],
     run = Run(RunOptions(scenario_path=scenario, overrides=overrides,
                          results_root=results_root, workers=args.workers, web_port=args.web,
                          stack_dir=args.run_dir, progress=not args.quiet,
-                         allow_targets=tuple(args.allow_target), resume=resume))
+                         allow_targets=tuple(args.allow_target), resume=resume,
+                         master_bind=args.master_bind, expect_workers=args.expect_workers,
+                         join_timeout_s=args.join_timeout,
+                         announce=lambda line: print(line, flush=True)))
     for line in run.chaos_plan():
         print(f"chaos will run {line}", flush=True)
     print(f"run {run.run_id}: {plural(run.scenario.planned_viewers, 'viewer')} on "

@@ -70,7 +70,7 @@ def _add_stack_commands(sub: Any) -> None:
                    help="how the service verifies tokens (default HS256)")
     for part in ("api", "http", "rtmp", "postgres", "redis"):
         p.add_argument(f"--{part}-port", type=int, default=0,
-                       help=f"fixed {part} port on 127.0.0.1 (default: a free one)")
+                       help=f"fixed {part} port (default: a free one)")
     p.add_argument("--service-env", action="append", default=[], metavar="NOVA_NAME=VALUE",
                    help="extra service setting, repeatable (docs/service.md)")
     p.add_argument("--latency-proxy", default="", metavar="ROLE[,ROLE]",
@@ -82,6 +82,10 @@ def _add_stack_commands(sub: Any) -> None:
     p.add_argument("--analytics", action="store_true",
                    help="also run the analytics path: a Kafka-protocol broker, ClickHouse and "
                         "the events loader (for §6/§14 checks; docs/service.md)")
+    p.add_argument("--listen", default="127.0.0.1", metavar="ADDR",
+                   help="the address every listener uses (default 127.0.0.1): an address of "
+                        "this machine on a private network, e.g. a network namespace's; not "
+                        "with --standby, --latency-proxy, --prometheus or --analytics")
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
     p.set_defaults(func=cmd_stack_up)
 
@@ -163,6 +167,16 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="folder for results/<run-id>/ (default ./results)")
     p.add_argument("--workers", type=int, default=0,
                    help="local Locust worker processes (default 0: one process)")
+    p.add_argument("--expect-workers", type=int, default=0, metavar="N",
+                   help="wait for N workers started elsewhere (`nova-harness worker --master "
+                        "HOST:PORT`) before the load starts; may be combined with --workers "
+                        "(docs/distributed.md)")
+    p.add_argument("--master-bind", default="127.0.0.1:0", metavar="HOST:PORT",
+                   help="address the master listens on for workers (default 127.0.0.1 and a "
+                        "free port; an address of a private network for workers on other "
+                        "hosts: the channel is plain ZeroMQ and carries tokens)")
+    p.add_argument("--join-timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="how long to wait for every worker to join (default 120)")
     p.add_argument("--web", type=int, metavar="PORT", help="serve Locust's web UI on this port")
     _add_metrics_options(p, "the run's nova_harness_* series (with --workers: the totals)")
     p.add_argument("--quiet", action="store_true", help="no live progress")
@@ -196,7 +210,9 @@ def _add_analysis_commands(sub: Any) -> None:
 
     p = sub.add_parser("worker", help="join a run's master as a Locust worker")
     p.add_argument("--master", required=True, help="HOST:PORT of the master")
-    p.add_argument("--index", type=int, default=1, help="worker number (spreads streams)")
+    p.add_argument("--index", type=int, default=None,
+                   help="worker number, for its name and where its viewers start among the "
+                        "streams (default: the order the master saw workers join, from 1)")
     _add_metrics_options(p, "this worker's own nova_harness_* series (run_id worker-N)")
     p.set_defaults(func=cmd_worker)
 

@@ -38,6 +38,9 @@ class TargetSpec(Strict):
     rtmp_url: str | None = None
     hls_base: str | None = None
     allow_remote: bool = False
+    # Hosts besides this machine's loopback that load may go to, exactly these (a stack
+    # started with `stack up --listen ADDR`, a lab address): an allow-list, not an opt-out.
+    allow_hosts: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> TargetSpec:
@@ -47,10 +50,16 @@ class TargetSpec(Strict):
             raise ValueError("'stack: local' and 'base_url' exclude each other")
         for url in (self.base_url, self.ws_base, self.rtmp_url, self.hls_base):
             host = urlparse(url).hostname if url else None
-            if host and host not in LOOPBACK and not self.allow_remote:
-                raise ValueError(f"{url} is not on this machine; set 'allow_remote: true' "
-                                 "to load a remote target deliberately")
+            if host and not self.allowed(host):
+                raise ValueError(f"{url} is not on this machine; list its host in "
+                                 "'allow_hosts' (or set 'allow_remote: true') to load it "
+                                 "deliberately")
         return self
+
+    def allowed(self, host: str) -> bool:
+        """Whether load may go to `host`: loopback, an allow-listed host, or any host when
+        `allow_remote` is set."""
+        return host in LOOPBACK or host in self.allow_hosts or self.allow_remote
 
 
 class LoginSettings(Strict):
@@ -216,6 +225,15 @@ class MetricsSpec(Strict):
     host: str = "127.0.0.1"
 
 
+class DistributedSpec(Strict):
+    """Runs with workers (`--workers`, `--expect-workers`): each worker's clock is measured
+    against the master's every `clock_probe_interval_s`; latency measured across clocks is
+    INCONCLUSIVE when a worker's offset may exceed `max_clock_offset_ms`."""
+
+    max_clock_offset_ms: Annotated[float, Field(gt=0, le=10000)] = 5.0
+    clock_probe_interval_s: Annotated[float, Field(ge=1, le=3600)] = 10.0
+
+
 class ChaosEntry(Strict):
     """One Chaos Toolkit experiment, started `at` seconds into the run (and again every
     `repeat_every`); `vars` override its configuration (`chaos run --var`)."""
@@ -242,6 +260,7 @@ class Scenario(Strict):
     chaos: list[ChaosEntry] = Field(default_factory=list)
     soak: SoakSpec | None = None
     metrics: MetricsSpec | None = None
+    distributed: DistributedSpec = DistributedSpec()
     thresholds: str | None = None
 
     @property

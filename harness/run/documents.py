@@ -51,15 +51,26 @@ def manifest(run: Run, status: str, **extra: Any) -> dict[str, Any]:
         "planned": {"viewers": s.planned_viewers, "streams": s.streams.count,
                     "duration_s": resumed.planned_s if resumed else s.load.total_s,
                     "api_rate_per_s": s.api_clients.rate_per_s,
-                    "workers": run.options.workers},
+                    "workers": run.options.worker_count},
         "started_at": resumed.started_at if resumed else run.started_at,
         "stages": run.all_stages(),
         "phases": run.phases(),
         "gaps": resumed.gaps if resumed else [],
         "faults": run.chaos.faults if run.chaos else [],
+        "distributed": _distributed(run),
     }
     document.update(extra)
     return dump(Manifest.model_validate(document))
+
+
+def _distributed(run: Run) -> dict[str, Any] | None:
+    o = run.options
+    if not o.worker_count:
+        return None
+    return {"master_address": run.master_address, "local_workers": o.workers,
+            "expected_workers": o.expect_workers,
+            "max_clock_offset_ms": run.scenario.distributed.max_clock_offset_ms,
+            "workers": run.roster.records() if run.roster else []}
 
 
 def status(run: Run, status: str) -> dict[str, Any]:

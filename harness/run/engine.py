@@ -23,7 +23,7 @@ from harness.auth.login import read_credentials
 from harness.chaos.acked_writes import WriteLedger
 from harness.chaos.schedule import ChaosRunner, Occurrence, check_experiments, describe, plan
 from harness.config.scenario import load_scenario
-from harness.errors import SourceError
+from harness.errors import SourceError, TargetUnreachable
 from harness.load.api_client import ApiArrivalsUser
 from harness.load.broadcasters import Fleet, encoded_clip
 from harness.load.context import RunPlan, UserContext
@@ -34,6 +34,7 @@ from harness.monitor.api_audit import StreamAudit
 from harness.monitor.selfwatch import SelfWatch
 from harness.run import documents
 from harness.run.livestats import LiveStats
+from harness.run.master import Roster, bind_problems, bind_taken, split_bind
 from harness.run.monitors import build_monitors, clickhouse_reader
 from harness.run.services import RecorderClock, Services
 from harness.run.target import PRIVATE_ENDPOINTS, RunTarget
@@ -62,6 +63,16 @@ class RunOptions:
     progress: bool = True
     allow_targets: tuple[str, ...] = ()  # hosts chaos may break besides the local stack
     resume: Resume | None = None  # continue this earlier run into its own folder
+    master_bind: str = "127.0.0.1:0"  # where workers connect (port 0: a free one)
+    expect_workers: int = 0  # workers started elsewhere that the run waits for
+    join_timeout_s: float = 120.0
+    # A line the user needs while the run starts (the address workers join).
+    announce: Callable[[str], None] = lambda line: None
+
+    @property
+    def worker_count(self) -> int:
+        """Every worker process the run waits for: local and remote."""
+        return self.workers + self.expect_workers
 
 
 @dataclass
@@ -96,9 +107,7 @@ class Run:
         self.options = options
         self.scenario, self.profile = load_scenario(options.scenario_path,
                                                     dict(options.overrides))
-        problems, hint = [], None
-        if options.workers < 0 or options.workers > 32:
-            problems.append(f"--workers {options.workers}: must be between 0 and 32")
+        problems, hint = self._worker_problems(), None
         try:
             self.trace_memory_s = memtrace.interval_from_env()
         except InputError as exc:
@@ -141,8 +150,24 @@ class Run:
         self.chaos: ChaosRunner | None = None
         self.ledger: WriteLedger | None = None
         self.cycles: CycleDriver | None = None
+        self.roster: Roster | None = None
+        self.master_address: str | None = None
         self.interim: InterimReporter | None = None
         self.faults_planned = self._plan_chaos()
+
+    def _worker_problems(self) -> list[str]:
+        o, problems = self.options, []
+        if o.workers < 0 or o.workers > 32:
+            problems.append(f"--workers {o.workers}: must be between 0 and 32")
+        if o.expect_workers < 0 or o.expect_workers > 1000:
+            problems.append(f"--expect-workers {o.expect_workers}: must be between 0 and 1000")
+        if o.join_timeout_s <= 0:
+            problems.append(f"--join-timeout {o.join_timeout_s:g}: must be more than 0 s")
+        if o.master_bind != RunOptions.master_bind and not o.worker_count:
+            problems.append("--master-bind: needs --workers or --expect-workers (a run "
+                            "without workers has no master)")
+        bind = bind_problems(o.master_bind)
+        return problems + (bind or bind_taken(*split_bind(o.master_bind)))
 
     def _plan_chaos(self) -> list[Occurrence]:
         """Check the scenario's experiments (every problem at once) and the allow-list before
@@ -174,7 +199,7 @@ class Run:
     @property
     def api_clocks(self) -> int:
         """API arrival clocks: one per worker process, each with its share of the rate."""
-        return max(1, self.options.workers)
+        return max(1, self.options.worker_count)
 
     def all_stages(self) -> list[dict[str, Any]]:
         """This run's stages, after those of the run it resumes."""
@@ -217,7 +242,7 @@ class Run:
         (self.results_dir / "logs").mkdir(exist_ok=True)
         self.recorder = Recorder(self.results_dir)
         self.live = LiveStats(self.recorder, [self.metrics.observe] if self.metrics else [])
-        self.ctx = UserContext(worker="master" if self.options.workers else "local",
+        self.ctx = UserContext(worker="master" if self.options.worker_count else "local",
                                sink=self.live)
         self.watch = SelfWatch(self.ctx)
         self.endpoints_public = {k: v for k, v in endpoints.items()
@@ -296,10 +321,12 @@ class Run:
             classes = classes[:1]
         env = Environment(user_classes=classes)
         env.nova = self.ctx  # type: ignore[attr-defined]
-        if self.options.workers:
-            env.create_master_runner("127.0.0.1", 0)
+        if self.options.worker_count:
+            host, port = split_bind(self.options.master_bind)
+            env.create_master_runner(host, port)
             assert env.runner is not None
             env.runner.register_message(MESSAGE, lambda msg, **_: self._receive(msg.data))
+            self.master_address = f"{host}:{env.runner.server.port}"  # type: ignore[attr-defined]
         else:
             env.create_local_runner()
         if self.options.web_port:
@@ -331,17 +358,17 @@ class Run:
                                    endpoints["rtmp_url"], endpoints["hls_base"], api_tokens[0],
                                    self.results_dir)
         services.adopt("broadcasters", fleet.stop_all)
+        runner = self._environment().runner
+        assert runner is not None
+        if self.options.worker_count:  # before any stream exists: a no-show creates nothing
+            self._gather_workers(runner)
         streams = fleet.create_streams(s.streams.count, s.streams.title_prefix, s.streams.region)
         self.ids_by_key.update({stream.key: stream.id for stream in streams})
         plan = self._plan(endpoints, streams, api_tokens)
         self.ctx.set_plan(plan)
+        if self.roster is not None:
+            self.roster.send_plan(plan.to_message())
         clip = encoded_clip(s.streams.clip) if s.streams.broadcast else None
-        runner = self._environment().runner
-        assert runner is not None
-        if self.options.workers:
-            services.start("workers", LocalWorkers(runner, self.options.workers,
-                                                   self.results_dir / "logs"))
-            runner.send_message("nova_plan", plan.to_message())
         users = s.planned_viewers + (self.api_clocks if s.api_clients.rate_per_s > 0 else 0)
         spawn_rate = s.load.spawn_rate_per_s or max(1.0, users / max(s.load.ramp, 1.0))
         # Built before the load: its client's TLS context takes ~30 ms of the loop.
@@ -363,6 +390,7 @@ class Run:
                           show):
             return self._abort(runner)
         self._stage("ramp_down")
+        self._load_ending()
         self._stop_soak()
         self._stop_faults()
         fleet.stop_all()  # viewers get stream_ended and close
@@ -377,6 +405,34 @@ class Run:
         runner.quit()
         self._read_analytics(endpoints, show)
         return "completed"
+
+    def _gather_workers(self, runner: Any) -> None:
+        """Local workers started, then every worker waited for (each answers a clock round
+        first)."""
+        o = self.options
+        self.roster = Roster(runner, self.ctx, self.scenario.distributed.clock_probe_interval_s)
+        self.services.start("worker roster", self.roster)
+        assert self.master_address is not None
+        host, port = self.master_address.rsplit(":", 1)
+        local_workers = LocalWorkers(f"{'127.0.0.1' if host == '0.0.0.0' else host}:{port}",
+                                     o.workers, self.results_dir / "logs")
+        self.services.start("local workers", local_workers)
+        if o.expect_workers:
+            o.announce(f"master: waiting up to {o.join_timeout_s:.0f} s for "
+                       f"{o.expect_workers} workers: nova-harness worker --master "
+                       f"{self.master_address}")
+        self.write_manifest("running")
+        try:
+            self.roster.wait_for(o.worker_count, o.join_timeout_s, tuple(local_workers.procs))
+        except TargetUnreachable:
+            runner.quit()  # tells the workers that did join to leave
+            raise
+        self.write_manifest("running")
+
+    def _load_ending(self) -> None:
+        """From here on, workers leaving is the run ending, not a loss."""
+        if self.roster is not None:
+            self.roster.load_ended()
 
     def _read_analytics(self, endpoints: dict[str, str],
                         show: Callable[[Run], None] | None) -> None:
@@ -435,6 +491,7 @@ class Run:
             self.ledger.stop()
 
     def _abort(self, runner: Any) -> str:
+        self._load_ending()
         runner.stop()
         self._end_stage()
         gevent.sleep(0.5)

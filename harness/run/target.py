@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -21,6 +22,8 @@ from stack.roles import StackOptions
 
 # Endpoint names that carry credentials: used by monitors, never written to results.
 PRIVATE_ENDPOINTS = ("database_url", "redis_url")
+# The endpoints load goes to (the safety check's subject).
+LOADED_ENDPOINTS = ("api_base", "ws_base", "rtmp_url", "hls_base")
 
 
 class RunTarget:
@@ -70,6 +73,7 @@ class RunTarget:
             self.started_stack = not reused or self._inherits_stack()
             if reused:
                 self._check_reused(state.roles)
+            self._check_allowed(state.endpoints)
             return state.endpoints
         base = str(target.base_url).rstrip("/")
         return {"api_base": base, "ws_base": target.ws_base or base.replace("http", "ws", 1),
@@ -91,6 +95,20 @@ class RunTarget:
         """True when the run this one resumes started the very stack running now."""
         earlier = self.resumed.stack_started_by_run if self.resumed else None
         return bool(earlier) and earlier == self.stack_identity
+
+    def _check_allowed(self, endpoints: dict[str, str]) -> None:
+        """A stack listening off loopback (`stack up --listen ADDR`) is loaded only when the
+        scenario names its address in target.allow_hosts."""
+        target = self.scenario.target
+        hosts = sorted({urlsplit(endpoints[name]).hostname or "" for name in LOADED_ENDPOINTS
+                        if endpoints.get(name)} - {""})
+        refused = [host for host in hosts if not target.allowed(host)]
+        if refused:
+            self.stop()
+            raise InputError([f"local stack: listens on {host}, which is not loopback and not "
+                              "in target.allow_hosts" for host in refused],
+                             hint="list the address in target.allow_hosts to load it "
+                                  "deliberately (docs/distributed.md)")
 
     def _check_reused(self, running: dict[str, Any]) -> None:
         """A stack already running in the folder must have the parts the scenario needs."""

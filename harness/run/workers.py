@@ -1,43 +1,29 @@
 """Generator processes on this machine (`--workers N`): each runs `nova-harness worker`
-(harness/run/worker.py) and connects to the run's Locust master."""
+(harness/run/worker.py) and connects to the run's Locust master; the master's Roster waits
+for them (harness/run/master.py)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
-
-import gevent
-
-from harness.errors import TargetUnreachable
-
-CONNECT_TIMEOUT_S = 60.0
 
 
 class LocalWorkers:
-    """`start()` launches the workers and waits until every one has connected; `stop()` waits
-    for them to leave (the master's quit tells them), then ends those that did not."""
+    """`start()` launches the workers; `stop()` waits for them to leave (the master's quit
+    tells them), then ends those that did not, by PID."""
 
-    def __init__(self, runner: Any, count: int, logs_dir: Path) -> None:
-        self.runner, self.count, self.logs_dir = runner, count, logs_dir
+    def __init__(self, master_address: str, count: int, logs_dir: Path) -> None:
+        self.master_address, self.count, self.logs_dir = master_address, count, logs_dir
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
-        port = self.runner.server.port
-        for index in range(1, self.count + 1):
-            with open(self.logs_dir / f"worker-{index}.log", "ab") as log:
+        for number in range(1, self.count + 1):
+            with open(self.logs_dir / f"local-worker-{number}.log", "ab") as log:
                 self.procs.append(subprocess.Popen(
                     [sys.executable, "-m", "harness.cli", "worker", "--master",
-                     f"127.0.0.1:{port}", "--index", str(index)],
+                     self.master_address],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
-        deadline = time.time() + CONNECT_TIMEOUT_S
-        while len(self.runner.clients.ready) < self.count:
-            if time.time() > deadline or any(p.poll() is not None for p in self.procs):
-                raise TargetUnreachable(f"{len(self.runner.clients.ready)} of {self.count} "
-                                        f"workers connected; logs in {self.logs_dir}")
-            gevent.sleep(0.2)
 
     def stop(self) -> None:
         for proc in self.procs:
