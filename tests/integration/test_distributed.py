@@ -1,4 +1,5 @@
-"""A master with workers on the local stack: a worker whose clock runs 50 ms ahead makes the
+"""A master with workers on the local stack: a local worker and one that joins share the run
+with the single-process schema, and the joining one's clock, 50 ms ahead, makes the
 push-latency line INCONCLUSIVE with the measured offset; a worker killed mid-run is named and
 nothing PASSes; a worker that never joins ends the wait with who did; bad options start
 nothing. (Across hosts: test_netns.py.)"""
@@ -11,8 +12,10 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ import pytest
 
 from analysis.load import read_table
 from stack.roles import free_port
+from tests.integration.test_run import check_results, connected_served
 from tests.support import RunningStack, running_stack, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,32 +68,52 @@ def document(folder: Path, name: str) -> dict[str, Any]:
     return found
 
 
-def test_a_worker_clock_50_ms_ahead_makes_push_latency_inconclusive(
+def test_a_local_and_a_joining_worker_share_the_run_and_a_skewed_clock_is_caught(
         shared: RunningStack, tmp_path: Path) -> None:
-    master = f"127.0.0.1:{free_port()}"
+    """One local worker and one that joins from "elsewhere" with its clock 50 ms ahead: the
+    results have the single-process schema, viewers and API arrival clocks are spread over
+    both, the master serves both workers' viewers as one series while it runs; the
+    push-latency line is INCONCLUSIVE with the measured offset, one-clock lines are not."""
+    master, port, done = f"127.0.0.1:{free_port()}", free_port(), threading.Event()
     worker = start_worker(master, tmp_path / "worker.log", NOVA_TEST_CLOCK_SKEW_MS="50")
-    try:
-        code, output = finished(start_run(shared, tmp_path / "r", "16s", "--expect-workers",
-                                          "1", "--master-bind", master))
-    finally:
-        worker.wait(timeout=30)
+    with ThreadPoolExecutor(1) as pool:
+        served = pool.submit(connected_served, f"http://127.0.0.1:{port}/metrics", done)
+        try:
+            code, output = finished(start_run(
+                shared, tmp_path / "r", "20s", "--viewers-per-stream", "8", "--api-rate", "10",
+                "--workers", "1", "--expect-workers", "1", "--master-bind", master,
+                "--metrics-port", str(port)))
+        finally:
+            done.set()
+            worker.wait(timeout=30)
     assert code == 3, output  # INCONCLUSIVE
     assert f"nova-harness worker --master {master}" in output  # the address, printed
+    assert max(served.result(), default=0) == 16, served.result()  # 2 streams x 8
     folder = only_folder(tmp_path / "r")
+    check_results(folder, viewers=16, streams=2)
     seen = document(folder, "manifest.json")["distributed"]
     assert seen["master_address"] == master and seen["expected_workers"] == 1
-    (joined,) = seen["workers"]
-    assert joined["pid"] == worker.pid and joined["clock_rounds"] >= 1
-    assert 45 <= joined["clock_offset_ms"] <= 55, joined
+    assert seen["local_workers"] == 1 and len(seen["workers"]) == 2
+    (skewed,) = [w for w in seen["workers"] if w["pid"] == worker.pid]
+    assert skewed["clock_rounds"] >= 1 and 45 <= skewed["clock_offset_ms"] <= 55, skewed
+    (local,) = [w for w in seen["workers"] if w["pid"] != worker.pid]
+    assert abs(local["clock_offset_ms"]) < 5, local
+    samples = read_table(folder, "samples")
+    viewer_workers = set(samples[samples.kind == "ws_connect"].worker)
+    assert viewer_workers == {"worker-1", "worker-2"}
+    # The open-model API rate (--api-rate 10) is shared by one arrival clock per worker.
+    arrivals = samples[(samples.kind == "http") & samples.worker.isin(viewer_workers)]
+    assert set(arrivals.worker) == viewer_workers
+    per_s = (len(arrivals) - 1) / (arrivals.intended_ts.max() - arrivals.intended_ts.min())
+    assert 7 <= per_s <= 13, per_s
     results = {r["id"]: r for r in document(folder, "verdict.json")["results"]}
     push = results["ws-push-latency-p95"]
     assert push["status"] == "INCONCLUSIVE", push
-    assert re.search(r"worker-1's clock is \+(4[5-9]|5[0-5])\.\d ms \(± \d+\.\d ms\) off",
-                     push["reason"]), push["reason"]
-    # Latencies on one clock are judged as usual.
+    assert re.search(rf"{skewed['name']}'s clock is \+(4[5-9]|5[0-5])\.\d ms "
+                     r"\(± \d+\.\d ms\) off the master's", push["reason"]), push["reason"]
     assert results["ws-round-trip-p99"]["status"] == "PASS", results["ws-round-trip-p99"]
     events = read_table(folder, "events")
-    assert (events.type == "worker_clock").sum() >= 1
+    assert set(events[events.type == "worker_clock"].user) == {"worker-1", "worker-2"}
 
 
 def test_a_worker_killed_mid_run_is_named_and_nothing_passes(shared: RunningStack,

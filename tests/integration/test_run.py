@@ -1,6 +1,6 @@
 """`nova-harness run` end to end on the local stack: results folder complete and readable, every
-viewer connected and saw the stream start; the same schema with workers; Ctrl-C aborts
-cleanly and keeps what was recorded."""
+viewer connected and saw the stream start; Ctrl-C aborts cleanly and keeps what was recorded.
+(The same schema with workers: test_distributed.py.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ from analysis.load import read_table
 from harness.auth.keys import minter_for
 from harness.auth.minting import TokenMinter
 from records.schema import TABLES
-from stack.roles import free_port
 from tests.support import new_run_dir, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -169,32 +167,6 @@ def connected_served(url: str, done: threading.Event) -> list[float]:
                           for sample in family.samples
                           if sample.name == "nova_harness_viewers_connected"))
     return totals
-
-
-def test_run_with_two_workers_has_the_same_schema(stack_dir: Path, tmp_path: Path) -> None:
-    """… and its master serves the series of both workers' viewers while it runs."""
-    port, done = free_port(), threading.Event()
-    url = f"http://127.0.0.1:{port}/metrics"
-    with ThreadPoolExecutor(1) as pool:
-        served = pool.submit(connected_served, url, done)
-        try:
-            result, folder = run_cli(stack_dir, tmp_path, "--workers", "2", "--metrics-port",
-                                     str(port))
-        finally:
-            done.set()
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert max(served.result(), default=0) == 16, served.result()  # 2 streams x 8, 2 workers
-    with pytest.raises(httpx.ConnectError):  # the endpoint ended with the run
-        httpx.get(url)
-    check_results(folder, viewers=16, streams=2)
-    samples = read_table(folder, "samples")
-    viewer_workers = set(samples[samples.kind == "ws_connect"].worker)
-    assert viewer_workers == {"worker-1", "worker-2"}
-    # The open-model API rate (--api-rate 10) is shared by one arrival clock per worker.
-    arrivals = samples[(samples.kind == "http") & samples.worker.isin(viewer_workers)]
-    assert set(arrivals.worker) == viewer_workers
-    per_s = (len(arrivals) - 1) / (arrivals.intended_ts.max() - arrivals.intended_ts.min())
-    assert 7 <= per_s <= 13, per_s
 
 
 def test_ctrl_c_aborts_and_keeps_results(stack_dir: Path, tmp_path: Path) -> None:

@@ -63,12 +63,17 @@ def test_the_monitoring_profile_loads_the_rules_and_the_dashboard() -> None:
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
 
 
-def test_the_image_copies_every_package_it_installs() -> None:
+def installed_packages() -> list[str]:
+    """The top-level packages `pip install .` installs (pyproject's find include)."""
     import tomllib
 
-    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
         "packages"]["find"]["include"]
+    return [name.rstrip("*") for name in include]
+
+
+def test_the_image_copies_every_package_it_installs() -> None:
     copied = {line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines()
               if line.startswith("COPY ")}
-    missing = [p for p in (name.rstrip("*") for name in packages) if p not in copied]
+    missing = [p for p in installed_packages() if p not in copied]
     assert not missing, f"the Dockerfile does not copy {missing} (pip install . would miss them)"
