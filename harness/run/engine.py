@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import signal
+import socket
 import time
 import uuid
 from collections import Counter
@@ -418,9 +419,10 @@ class Run:
                                      o.workers, self.results_dir / "logs")
         self.services.start("local workers", local_workers)
         if o.expect_workers:
+            join = self.master_address if host != "0.0.0.0" else \
+                f"{socket.gethostname()}:{port} (listening on every address of this machine)"
             o.announce(f"master: waiting up to {o.join_timeout_s:.0f} s for "
-                       f"{o.expect_workers} workers: nova-harness worker --master "
-                       f"{self.master_address}")
+                       f"{o.expect_workers} workers: nova-harness worker --master {join}")
         self.write_manifest("running")
         try:
             self.roster.wait_for(o.worker_count, o.join_timeout_s, tuple(local_workers.procs))

@@ -52,3 +52,13 @@ def test_ci_examples_run_the_soak_and_publish_its_files() -> None:
         assert "nova-harness soak scenarios/soak-4h.yaml" in text
         for published in ("summary.md", "junit.xml", "report.html"):
             assert published in text, (name, published)
+
+
+def test_the_distributed_ci_example_uses_the_k8s_manifests() -> None:
+    jobs = yaml.safe_load((ROOT / "deploy/ci/github-actions-soak.yml").read_text())["jobs"]
+    steps = "\n".join(str(step.get("run", "")) for step in jobs["staging-distributed"]["steps"])
+    assert "kubectl kustomize deploy/k8s" in steps
+    assert "kubectl apply -f deploy/k8s/results-reader.yaml" in steps
+    assert "job/nova-harness-master" in steps
+    for name in ("deploy/k8s/results-reader.yaml", "deploy/k8s/kustomization.yaml"):
+        assert (ROOT / name).exists()

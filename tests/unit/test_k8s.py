@@ -130,3 +130,11 @@ def test_the_image_has_ffmpeg_every_package_and_the_scenarios() -> None:
     assert "scenarios" in copied
     assert any(line.startswith("USER ") and "root" not in line for line in lines)
     assert lines[-2].startswith("ENTRYPOINT") and "nova-harness" in lines[-2]
+
+
+def test_the_results_reader_mounts_the_masters_volume() -> None:
+    reader = yaml.safe_load((K8S / "results-reader.yaml").read_text())
+    kubernetes_validate.validate(reader, KUBERNETES_VERSION, strict=True)
+    (volume,) = reader["spec"]["volumes"]
+    assert ("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"]) in resources()
+    assert reader["spec"]["activeDeadlineSeconds"] <= 3600  # it ends by itself
