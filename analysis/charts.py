@@ -37,7 +37,7 @@ from analysis.trends import Trend
 from analysis.units import MIB, number, show
 from records.schema import HTTP, WS_EVENT, WS_RECONNECT, WS_RTT
 
-GREEN, RED, GREY, AMBER = "#2e7d32", "#c62828", "#9e9e9e", "#f9a825"
+GREEN, RED, GREY, AMBER, PURPLE = "#2e7d32", "#c62828", "#9e9e9e", "#f9a825", "#6a1b9a"
 STATUS_COLOURS = {"PASS": GREEN, "FAIL": RED, "INCONCLUSIVE": GREY, "NOT_APPLICABLE": "#cfd8dc"}
 # Two limits on one panel (100 ms and 500 ms) must differ by more than their status colour.
 LIMIT_STYLES = ("--", "-.", ":")
@@ -56,9 +56,12 @@ def _shade_phases(ax: Axes, run: RunData) -> None:
     for phase in judged_phases(run):
         if phase["name"] == "steady":
             continue
-        colour = {"fault": RED, "recovery": AMBER}.get(phase["name"], GREY)
+        colour = {"fault": RED, "recovery": AMBER, "worker_lost": PURPLE}.get(phase["name"],
+                                                                           GREY)
+        label = "worker lost: load below plan" if phase["name"] == "worker_lost" else \
+            f"{phase['name']} (not judged)"
         ax.axvspan(phase["start"] - run.start_s, phase["end"] - run.start_s, color=colour,
-                   alpha=0.12, label=f"{phase['name']} (not judged)")
+                   alpha=0.12, label=label)
 
 
 def _legend(ax: Axes) -> None:

@@ -13,11 +13,11 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from analysis.load import RunData
-from analysis.thresholds import Threshold
 from records.schema import CROSS_CLOCK_KINDS
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # both import what imports this module
     from analysis.judge import Result
+    from analysis.thresholds import Threshold
 
 DEFAULT_MAX_OFFSET_MS = 5.0
 _RTT = re.compile(r"rtt_ms=([0-9.]+)")
@@ -80,6 +80,13 @@ def worker_losses(run: RunData) -> list[str]:
     return [f"{worker} lost at +{ts - run.start_s:.0f} s ({detail}): the planned load "
             "was not held after it"
             for ts, worker, detail in zip(lost.ts, lost.user, lost.detail, strict=True)]
+
+
+def lost_worker_phases(run: RunData) -> list[dict[str, float | str]]:
+    """From each worker's loss to the run's end: the load was below plan (charts shade it)."""
+    lost = run.events[run.events.type == "worker_lost"]
+    return [{"name": "worker_lost", "start": float(ts), "end": max(float(ts), run.end_s)}
+            for ts in lost.ts]
 
 
 def crosses_clocks(threshold: Threshold) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis import distributed
 from analysis.counts import count_matches, observed_counts
 from analysis.load import RunData, operation_end_s
 from analysis.stats import Estimate
@@ -292,7 +293,8 @@ def _figures(run: RunData) -> list[FaultFigures]:
 def judged_phases(run: RunData) -> list[dict[str, Any]]:
     """The run's recorded phases plus, after each fault window, its measured recovery: until
     errors and p95 were back at the baseline, at most RECOVERY_MAX_S when they never were.
-    Only that stretch is left out of the thresholds of normal operation (docs/chaos.md)."""
+    Only that stretch is left out of the thresholds of normal operation (docs/chaos.md). After
+    a worker's loss, `worker_lost` to the end (judged, but nothing PASSes on it)."""
     phases = run.recorded_phases()
     until = max((float(p["end"]) for p in phases if p["name"] != "fault"), default=run.end_s)
     for figure in figures(run):
@@ -301,7 +303,7 @@ def judged_phases(run: RunData) -> list[dict[str, Any]]:
         else:
             end = figure.end + RECOVERY_MAX_S
         phases.append({"name": "recovery", "start": figure.end, "end": min(end, until)})
-    return phases
+    return phases + distributed.lost_worker_phases(run)
 
 
 def _span(start: float | None, end: float | None, zero_if_none: bool = False) -> float | None:

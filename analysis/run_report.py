@@ -48,7 +48,7 @@ def phase_line(run: RunData) -> str:
     """What the run's phases left out of the thresholds that exclude them, in seconds."""
     totals: dict[str, float] = {}
     for phase in judged_phases(run):
-        if phase["name"] != "steady":
+        if phase["name"] not in ("steady", "worker_lost"):  # the latter is judged
             span = max(0.0, float(phase["end"]) - float(phase["start"]))
             totals[phase["name"]] = totals.get(phase["name"], 0.0) + span
     parts = [f"{name} {seconds:.1f} s" for name, seconds in totals.items()]

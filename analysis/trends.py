@@ -320,7 +320,11 @@ def derived(run: RunData, name: str) -> Estimate:
     if name == "memory_growth_share_max":
         target = [t for t in memory_trends(run) if t.name in TARGET_ROLES]
         if not target:
-            return Estimate(math.nan, None, None, 0)
+            recorded = not role_memory(run.resources, TARGET_ROLES).empty
+            return Estimate(math.nan, None, None, 0, (
+                f"too little settled time to fit a memory trend (fewer than {MIN_BUCKETS} "
+                f"buckets of {bucket_s(run):.0f} s in a segment after settling)")
+                if recorded else None)
         return Estimate(max(t.growth_share for t in target), None, None,
                         sum(t.n for t in target), too_short(target))
     if name == "cycle_memory_returned_ratio":

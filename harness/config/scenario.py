@@ -211,8 +211,8 @@ class SoakSpec(Strict):
 
     @model_validator(mode="after")
     def _sane(self) -> SoakSpec:
-        if self.report_every < 60:
-            raise ValueError("report_every must be at least 60 s (an interim verdict reads "
+        if self.report_every < 30:
+            raise ValueError("report_every must be at least 30 s (an interim verdict reads "
                              "the whole folder)")
         return self
 

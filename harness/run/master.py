@@ -100,6 +100,9 @@ class Roster:
     def stop(self) -> None:
         gevent.killall(self._greenlets)
         self._refresh()  # who has left by now
+        if self._departures_expected:  # the others were told to quit with the run
+            for seen in self._connected():
+                seen.left_at = time.time()
 
     def send_plan(self, plan: dict[str, Any]) -> None:
         """The plan to every worker now, and to any that joins later."""

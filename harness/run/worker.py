@@ -11,6 +11,7 @@ import time
 import gevent
 from locust.env import Environment
 
+from harness.errors import TargetUnreachable
 from harness.load.context import RunPlan, UserContext
 from harness.load.shipper import Shipper
 from harness.monitor.selfwatch import SelfWatch
@@ -46,8 +47,13 @@ def worker_main(master: str, index: int | None = None, metrics_port: int | None 
     allocator.limit_arenas()
     # The master decides the viewer count; the class shapes must match its.
     env = Environment(user_classes=user_classes(0))
-    # Waits (Locust retries for 5 minutes) until the master answers.
-    runner = env.create_worker_runner(host.strip("[]"), int(port))
+    try:  # Locust retries for 5 minutes until the master answers
+        runner = env.create_worker_runner(host.strip("[]"), int(port))
+    except ConnectionError:
+        raise TargetUnreachable(f"--master {master}: no master answered within 5 minutes",
+                                hint="start the run with --expect-workers first, and check "
+                                     "that this host reaches the master's --master-bind "
+                                     "address") from None
     index = runner.worker_index + 1 if index is None else index
     # A worker's own series are labelled run_id worker-N: the master's are the run's totals.
     metrics = HarnessMetrics(f"worker-{index}", "") if metrics_port is not None else None

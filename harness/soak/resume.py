@@ -18,7 +18,8 @@ from records.errors import InputError
 from records.recorder import table_files
 from records.schema import RESULTS_SCHEMA_VERSION
 
-MIN_REMAINING_S = 60.0
+# What a run needs beside its ramps: the same rule as `--duration`.
+MIN_HOLD_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,12 @@ def prepare_resume(results_dir: Path) -> Resume:
     planned = manifest.planned.duration_s
     covered = sum(float(s["end"]) - float(s["start"]) for s in stages)
     remaining = planned - covered
-    if remaining < MIN_REMAINING_S:
+    load = manifest.scenario.get("load") or {}
+    needed = float(load.get("ramp", 10.0)) + float(load.get("ramp_down", 5.0)) + MIN_HOLD_S
+    if remaining < needed:
         raise InputError([f"--resume {results_dir}: only {remaining:.0f} s of the planned "
-                          f"{planned:.0f} s are left"])
+                          f"{planned:.0f} s are left, less than its ramp, ramp-down and "
+                          f"{MIN_HOLD_S:.0f} s of hold ({needed:.0f} s)"])
     gaps = [gap.model_dump() for gap in manifest.gaps]
     return Resume(results_dir, manifest.run_id, scenario_path, dict(manifest.overrides),
                   float(manifest.started_at or stages[0]["start"]),

@@ -134,3 +134,15 @@ def test_load_goes_only_to_listed_hosts() -> None:
     with pytest.raises(ValueError, match="allow_hosts"):
         TargetSpec(stack=None, base_url="http://10.251.7.9:8080")
     TargetSpec(stack=None, base_url="http://10.251.7.9:8080", allow_hosts=["10.251.7.9"])
+
+
+def test_the_time_after_a_loss_is_marked_for_the_charts(tmp_path: Path) -> None:
+    from analysis.fault_verdicts import judged_phases
+    from analysis.run_report import phase_line
+
+    lost = (START + 21, "worker_lost", None, "worker-2", 4.0, "quit; held 4 viewers")
+    folder = write_run(tmp_path / "run", http_rows([20.0] * 50), manifest(), events=[lost])
+    run = load_run(folder)
+    (marked,) = [p for p in judged_phases(run) if p["name"] == "worker_lost"]
+    assert marked["start"] == START + 21 and marked["end"] == run.end_s
+    assert "worker_lost" not in phase_line(run)  # judged, not left out

@@ -308,6 +308,11 @@ def test_a_warm_up_settles_and_a_trend_on_too_little_time_is_inconclusive(
     short = [row for row in resources("api", warm) if row[0] - START < 1200]
     estimate = derived(run_with(tmp_path / "short", short), "memory_growth_share_max")
     assert estimate.unjudgeable is not None and "needs ≥ 30" in estimate.unjudgeable
+    # Two minutes: not even enough buckets to fit one. Said so, not "no data".
+    minutes = [row for row in resources("api", warm) if row[0] - START < 120]
+    estimate = derived(run_with(tmp_path / "minutes", minutes), "memory_growth_share_max")
+    assert estimate.unjudgeable is not None
+    assert "too little settled time to fit a memory trend" in estimate.unjudgeable
 
 
 def test_a_short_leak_is_inconclusive_not_pass_and_a_long_one_fails(tmp_path: Path) -> None:
