@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -42,15 +43,16 @@ def one_run(stack_dir: Path, results: Path, args: argparse.Namespace,
     folder = max(results.iterdir(), key=lambda p: p.stat().st_mtime)
     samples, resources = read_table(folder, "samples"), read_table(folder, "resources")
     manifest = json.loads((folder / "manifest.json").read_text())
-    harness = resources[resources.role == "harness"]
+    # Per process (master, each worker): each samples its own CPU every second.
+    per_process = resources[resources.role == "harness"].groupby("pid").cpu_pct
     push = samples[(samples.kind == "ws_event") & samples.ok].latency_ms.to_numpy()
     rtt = samples[(samples.kind == "ws_rtt") & samples.ok].latency_ms.to_numpy()
     workers_seen = (manifest.get("distributed") or {}).get("workers", [])
     return {
         "workers": workers, "wall_s": round(wall_s, 1), "rows": len(samples),
-        "harness_cpu_mean_pct": round(float(harness.cpu_pct.mean()), 1),
-        "harness_cpu_max_pct": round(float(harness.cpu_pct.max()), 1),
-        "harness_rss_max_mib": round(float(harness.rss_bytes.max()) / 2**20, 1),
+        "cpu_mean_pct_by_process": sorted(round(float(v), 1) for v in per_process.mean()),
+        "cpu_mean_pct_total": round(float(per_process.mean().sum()), 1),
+        "cpu_max_pct_by_process": sorted(round(float(v), 1) for v in per_process.max()),
         "push_p95_ms": round(float(np.percentile(push, 95)), 2) if len(push) else None,
         "rtt_p99_ms": round(float(np.percentile(rtt, 99)), 2) if len(rtt) else None,
         "saturated": manifest["validity"]["saturated"],
@@ -65,7 +67,9 @@ def main() -> int:
     parser.add_argument("--duration", default="60s")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="nova-bench-") as tmp:
+    # Under /var/tmp and world-readable: the stack's PostgreSQL runs as the postgres user.
+    with tempfile.TemporaryDirectory(prefix="nova-bench-", dir="/var/tmp") as tmp:
+        os.chmod(tmp, 0o755)
         stack_dir, results = Path(tmp) / "stack", Path(tmp) / "results"
         results.mkdir()
         local.up(StackOptions(run_dir=stack_dir, instances=2))

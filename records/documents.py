@@ -107,6 +107,7 @@ class WorkerRecord(_Document):
     clock_bound_ms: float | None = None
     clock_offset_max_ms: float | None = None
     clock_rounds: int = 0
+    validity: Validity | None = None
 
 
 class Distributed(_Document):

@@ -35,7 +35,7 @@ from harness.monitor.api_audit import StreamAudit
 from harness.monitor.selfwatch import SelfWatch
 from harness.run import documents
 from harness.run.livestats import LiveStats
-from harness.run.master import Roster, bind_problems, bind_taken, split_bind
+from harness.run.master import Roster, bind_problems, bind_taken, merged_validity, split_bind
 from harness.run.monitors import build_monitors, clickhouse_reader
 from harness.run.services import RecorderClock, Services
 from harness.run.target import PRIVATE_ENDPOINTS, RunTarget
@@ -304,7 +304,9 @@ class Run:
             self.status, ended_at=time.time(), stop_reason=self.stop_reason,
             streams=[b.plan.id for b in self.fleet.broadcasts] if self.fleet else [],
             broadcasters=self.fleet.states() if self.fleet else [],
-            validity=self.watch.summary(), rows=self.recorder.rows_seen,
+            validity=merged_validity([self.watch.summary(),
+                                      *(self.roster.validities() if self.roster else [])]),
+            rows=self.recorder.rows_seen,
             write_errors=self.recorder.write_errors + self.services.stop_errors,
             viewers_connected=len(self.live.ever_connected))
         self.write_status(self.status)

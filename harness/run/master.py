@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from harness.load.context import UserContext
 CLOCK_PROBE = "nova_clock"
 CLOCK_REPLY = "nova_clock_reply"
 PLAN = "nova_plan"
+HEALTH = "nova_worker_health"  # a worker's SelfWatch summary, as the load stops
 PROBES_PER_ROUND = 5     # the round trip of the quickest probe bounds the offset best
 PROBE_SPACING_S = 0.05
 POLL_S = 1.0             # how often the worker list is read (Locust's heartbeats are 1 s)
@@ -74,6 +76,7 @@ class WorkerSeen:
     clock_bound_ms: float | None = None
     clock_offset_max_ms: float | None = None
     clock_rounds: int = 0
+    validity: dict[str, Any] | None = None  # its generator health (SelfWatch.summary)
 
 
 class Roster:
@@ -95,6 +98,7 @@ class Roster:
 
     def start(self) -> None:
         self.runner.register_message(CLOCK_REPLY, lambda msg, **_: self._on_reply(msg))
+        self.runner.register_message(HEALTH, lambda msg, **_: self._on_health(msg))
         self._greenlets = [gevent.spawn(self._watch), gevent.spawn(self._probe_rounds)]
 
     def stop(self) -> None:
@@ -196,6 +200,15 @@ class Roster:
             # Probes that reached a worker still starting are not answered: ask again.
             gevent.spawn(self._probe_round, client_id)
 
+    def validities(self) -> list[dict[str, Any]]:
+        """Each worker's last reported generator health."""
+        return [w.validity for w in self.workers.values() if w.validity is not None]
+
+    def _on_health(self, msg: Any) -> None:
+        seen = self.workers.get(msg.node_id)
+        if seen is not None:
+            seen.validity = dict(msg.data)
+
     def _on_reply(self, msg: Any) -> None:
         received = time.time()
         data = msg.data
@@ -204,6 +217,7 @@ class Roster:
         if sent is None or seen is None:
             return
         seen.name, seen.host, seen.pid = str(data["name"]), str(data["host"]), int(data["pid"])
+        seen.validity = dict(data["validity"])
         offset_ms = (float(data["worker_ts"]) - (sent + received) / 2) * 1000
         self._round.setdefault(msg.node_id, []).append((offset_ms, (received - sent) * 1000))
 
@@ -223,9 +237,26 @@ class Roster:
                        detail=f"rtt_ms={rtt_ms:.3f}")
 
 
-def answer_clock_probes(runner: Any, name: str, host: str, pid: int) -> None:
-    """On a worker: answer each of the master's clock probes with this process's time."""
+def answer_clock_probes(runner: Any, name: str, host: str, pid: int,
+                        health: Callable[[], dict[str, Any]]) -> None:
+    """On a worker: answer each of the master's clock probes with this process's time (and
+    its generator health so far)."""
     def reply(msg: Any, **_: Any) -> None:
         runner.send_message(CLOCK_REPLY, {"probe": msg.data["probe"], "worker_ts": time.time(),
-                                          "name": name, "host": host, "pid": pid})
+                                          "name": name, "host": host, "pid": pid,
+                                          "validity": health()})
     runner.register_message(CLOCK_PROBE, reply)
+
+
+def report_health(runner: Any, validity: dict[str, Any]) -> None:
+    """On a worker, as the load stops: its generator health for the run's validity."""
+    runner.send_message(HEALTH, validity)
+
+
+def merged_validity(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The generator's health over every process that made load: saturated when any was."""
+    return {"cpu_max_pct": max(p["cpu_max_pct"] for p in parts),
+            "loop_lag_max_ms": max(p["loop_lag_max_ms"] for p in parts),
+            "saturated_seconds": max(p["saturated_seconds"] for p in parts),
+            "late_sends": sum(p["late_sends"] for p in parts),
+            "saturated": any(p["saturated"] for p in parts)}

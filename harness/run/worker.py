@@ -16,7 +16,7 @@ from harness.load.context import RunPlan, UserContext
 from harness.load.shipper import Shipper
 from harness.monitor.selfwatch import SelfWatch
 from harness.run.engine import user_classes
-from harness.run.master import PLAN, answer_clock_probes
+from harness.run.master import PLAN, answer_clock_probes, report_health
 from harness.runtime import allocator
 from harness.runtime.gctune import tune_gc
 from harness.telemetry.exporter import HarnessMetrics
@@ -60,15 +60,18 @@ def worker_main(master: str, index: int | None = None, metrics_port: int | None 
     ctx = UserContext(worker=f"worker-{index}", worker_index=index,
                       sink=Shipper(runner, observe=metrics.observe if metrics else None))
     env.nova = ctx  # type: ignore[attr-defined]
-    answer_clock_probes(runner, ctx.worker, socket.gethostname(), os.getpid())
+    watch = SelfWatch(ctx)
+    answer_clock_probes(runner, ctx.worker, socket.gethostname(), os.getpid(), watch.summary)
     runner.register_message(PLAN,
                             lambda msg, **_: ctx.set_plan(RunPlan.from_message(msg.data)))
     shipper = ctx.sink
     assert isinstance(shipper, Shipper)
-    env.events.test_stop.add_listener(  # type: ignore[no-untyped-call]
-        lambda **_: gevent.spawn_later(0.2, shipper.ship))
+
+    def load_stopped(**_: object) -> None:
+        gevent.spawn_later(0.2, shipper.ship)
+        report_health(runner, watch.summary())
+    env.events.test_stop.add_listener(load_stopped)  # type: ignore[no-untyped-call]
     tune_gc()
-    watch = SelfWatch(ctx)
     watch.start()
     trimmer = allocator.trimmer()
     trimmer.start()

@@ -121,6 +121,7 @@ def test_two_workers_one_skewed_one_killed(shared: RunningStack, tmp_path: Path)
     assert seen["local_workers"] == 1 and len(seen["workers"]) == 2
     (skewed,) = [w for w in seen["workers"] if w["pid"] == joiner.pid]
     assert skewed["clock_rounds"] >= 1 and 45 <= skewed["clock_offset_ms"] <= 55, skewed
+    assert skewed["validity"]["saturated"] is False  # its generator health reached the master
     (lost,) = [w for w in seen["workers"] if w["pid"] == victim["pid"]]
     assert lost["lost_at"] is not None and abs(lost["clock_offset_ms"]) < 5, lost
     samples = read_table(folder, "samples")

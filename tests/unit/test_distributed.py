@@ -146,3 +146,16 @@ def test_the_time_after_a_loss_is_marked_for_the_charts(tmp_path: Path) -> None:
     (marked,) = [p for p in judged_phases(run) if p["name"] == "worker_lost"]
     assert marked["start"] == START + 21 and marked["end"] == run.end_s
     assert "worker_lost" not in phase_line(run)  # judged, not left out
+
+
+def test_a_saturated_worker_makes_the_generator_saturated() -> None:
+    from harness.run.master import merged_validity
+
+    calm = {"cpu_max_pct": 40.0, "loop_lag_max_ms": 3.0, "saturated_seconds": 0,
+            "late_sends": 1, "saturated": False}
+    busy = {"cpu_max_pct": 99.0, "loop_lag_max_ms": 240.0, "saturated_seconds": 12,
+            "late_sends": 5, "saturated": True}
+    assert merged_validity([calm, busy]) == {"cpu_max_pct": 99.0, "loop_lag_max_ms": 240.0,
+                                             "saturated_seconds": 12, "late_sends": 6,
+                                             "saturated": True}
+    assert merged_validity([calm])["saturated"] is False
