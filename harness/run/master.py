@@ -8,13 +8,13 @@ import ipaddress
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import gevent
 
 from harness.errors import TargetUnreachable
 from harness.load.context import UserContext
+from records.documents import Validity, WorkerRecord
 
 CLOCK_PROBE = "nova_clock"
 CLOCK_REPLY = "nova_clock_reply"
@@ -58,27 +58,6 @@ def split_bind(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-@dataclass
-class WorkerSeen:
-    """One worker as the master saw it; the clock figures are from the round trip that bounds
-    its offset most tightly (offset = worker time - master time at the probe's midpoint)."""
-
-    client_id: str
-    joined_at: float
-    name: str = ""
-    host: str = ""
-    pid: int | None = None
-    viewers_max: int = 0
-    viewers_now: int = 0
-    lost_at: float | None = None
-    left_at: float | None = None
-    clock_offset_ms: float | None = None
-    clock_bound_ms: float | None = None
-    clock_offset_max_ms: float | None = None
-    clock_rounds: int = 0
-    validity: dict[str, Any] | None = None  # its generator health (SelfWatch.summary)
-
-
 class Roster:
     """Who takes part, for the master: `start()` listens for joins and clock replies and reads
     Locust's worker list every second; a worker that goes missing (no heartbeat for 3 s) or
@@ -89,7 +68,7 @@ class Roster:
         self.runner, self.ctx = runner, ctx
         self._plan: dict[str, Any] | None = None
         self.probe_interval_s = probe_interval_s
-        self.workers: dict[str, WorkerSeen] = {}
+        self.workers: dict[str, WorkerRecord] = {}
         self._pending: dict[int, float] = {}  # probe number → master time sent
         self._round: dict[str, list[tuple[float, float]]] = {}  # id → (offset, rtt) ms
         self._probe_number = 0
@@ -135,9 +114,9 @@ class Roster:
 
     def records(self) -> list[dict[str, Any]]:
         """Every worker seen, for the manifest."""
-        return [asdict(w) for w in self.workers.values()]
+        return [w.model_dump() for w in self.workers.values()]
 
-    def _connected(self) -> list[WorkerSeen]:
+    def _connected(self) -> list[WorkerRecord]:
         return [w for w in self.workers.values() if w.lost_at is None and w.left_at is None]
 
     def _watch(self) -> None:
@@ -151,7 +130,8 @@ class Roster:
         for client_id, node in present.items():
             seen = self.workers.get(client_id)
             if seen is None:
-                seen = self.workers[client_id] = WorkerSeen(client_id, joined_at=now)
+                seen = self.workers[client_id] = WorkerRecord(client_id=client_id,
+                                                              joined_at=now)
                 gevent.spawn(self._probe_round, client_id)
             if node.state == "missing":
                 self._gone(seen, now, "stopped sending heartbeats")
@@ -162,7 +142,7 @@ class Roster:
             if client_id not in present:
                 self._gone(seen, now, "quit")
 
-    def _gone(self, seen: WorkerSeen, now: float, how: str) -> None:
+    def _gone(self, seen: WorkerRecord, now: float, how: str) -> None:
         if seen.lost_at is not None or seen.left_at is not None:
             return
         if self._departures_expected:
@@ -183,13 +163,17 @@ class Roster:
     def _probe_round(self, client_id: str) -> None:
         """A few probes a little apart; the reply with the shortest round trip is recorded."""
         self._round[client_id] = []
+        sent = []
         for _ in range(PROBES_PER_ROUND):
             self._probe_number += 1
+            sent.append(self._probe_number)
             self._pending[self._probe_number] = time.time()
             self.runner.send_message(CLOCK_PROBE, {"probe": self._probe_number},
                                      client_id=client_id)
             gevent.sleep(PROBE_SPACING_S)
         gevent.sleep(1.0)  # the last replies
+        for probe in sent:  # a reply later than this is not used
+            self._pending.pop(probe, None)
         replies = self._round.pop(client_id, [])
         seen = self.workers.get(client_id)
         if seen is None:
@@ -202,12 +186,13 @@ class Roster:
 
     def validities(self) -> list[dict[str, Any]]:
         """Each worker's last reported generator health."""
-        return [w.validity for w in self.workers.values() if w.validity is not None]
+        return [w.validity.model_dump() for w in self.workers.values()
+                if w.validity is not None]
 
     def _on_health(self, msg: Any) -> None:
         seen = self.workers.get(msg.node_id)
         if seen is not None:
-            seen.validity = dict(msg.data)
+            seen.validity = Validity.model_validate(msg.data)
 
     def _on_reply(self, msg: Any) -> None:
         received = time.time()
@@ -217,11 +202,11 @@ class Roster:
         if sent is None or seen is None:
             return
         seen.name, seen.host, seen.pid = str(data["name"]), str(data["host"]), int(data["pid"])
-        seen.validity = dict(data["validity"])
+        seen.validity = Validity.model_validate(data["validity"])
         offset_ms = (float(data["worker_ts"]) - (sent + received) / 2) * 1000
         self._round.setdefault(msg.node_id, []).append((offset_ms, (received - sent) * 1000))
 
-    def _record_round(self, seen: WorkerSeen, offset_ms: float, rtt_ms: float) -> None:
+    def _record_round(self, seen: WorkerRecord, offset_ms: float, rtt_ms: float) -> None:
         bound_ms = rtt_ms / 2
         if seen.clock_bound_ms is None or bound_ms < seen.clock_bound_ms:
             seen.clock_offset_ms, seen.clock_bound_ms = round(offset_ms, 3), round(bound_ms, 3)
