@@ -159,3 +159,20 @@ def test_a_saturated_worker_makes_the_generator_saturated() -> None:
                                              "saturated_seconds": 12, "late_sends": 6,
                                              "saturated": True}
     assert merged_validity([calm])["saturated"] is False
+
+
+def test_stack_listen_is_checked_with_every_problem(tmp_path: Path) -> None:
+    from stack import local
+    from stack.errors import StackStartError
+    from stack.roles import StackOptions
+
+    with pytest.raises(StackStartError) as refused:
+        local._check_options(StackOptions(run_dir=tmp_path, listen="192.0.2.7",
+                                          analytics=True, standby=True))
+    message = str(refused.value)
+    assert "--listen 192.0.2.7: not with --standby" in message
+    assert "--listen 192.0.2.7: not with --analytics" in message
+    assert "--listen 192.0.2.7: cannot listen there" in message
+    with pytest.raises(StackStartError, match="expected an IPv4 address"):
+        local._check_options(StackOptions(run_dir=tmp_path, listen="target-host"))
+    local._check_options(StackOptions(run_dir=tmp_path))  # loopback: nothing to say
