@@ -97,7 +97,7 @@ def test_two_workers_one_skewed_one_killed(shared: RunningStack, tmp_path: Path)
     with ThreadPoolExecutor(1) as pool:
         served = pool.submit(connected_served, f"http://127.0.0.1:{port}/metrics", done)
         try:
-            run = start_run(shared, results, "25s", "--viewers-per-stream", "8",
+            run = start_run(shared, results, "22s", "--viewers-per-stream", "8",
                             "--api-rate", "10", "--workers", "1", "--expect-workers", "1",
                             "--master-bind", master, "--metrics-port", str(port))
             assert wait_for(lambda: manifest_when(results, holding) is not None, 60.0,

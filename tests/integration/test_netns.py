@@ -58,7 +58,7 @@ def target(net: Hosts) -> Iterator[Path]:
 def scenario(folder: Path, allow: list[str]) -> Path:
     document = {
         "name": "netns", "target": {"stack": "local", "allow_hosts": allow},
-        "load": {"ramp": "5s", "hold": "10s", "ramp_down": "5s", "warmup": "3s",
+        "load": {"ramp": "5s", "hold": "7s", "ramp_down": "5s", "warmup": "3s",
                  "cooldown": "3s"},
         "streams": {"count": 2},
         "viewers": {"per_stream": 4, "info_interval_s": 2, "hls_share": 0.25},
