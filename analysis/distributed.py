@@ -28,7 +28,6 @@ class ClockRound:
     """One clock round of a worker: its offset from the master and the half round trip
     that bounds the error of that figure."""
 
-    worker: str
     offset_ms: float
     bound_ms: float
 
@@ -52,7 +51,7 @@ def clock_rounds(run: RunData) -> dict[str, list[ClockRound]]:
         found = _RTT.search(str(detail))
         if found is not None:
             rounds.setdefault(str(worker), []).append(
-                ClockRound(str(worker), float(offset), float(found.group(1)) / 2))
+                ClockRound(float(offset), float(found.group(1)) / 2))
     return rounds
 
 

@@ -4,6 +4,8 @@ the supervisor takes it from the stack's options, the CLI from the stack's state
 
 from __future__ import annotations
 
+import socket
+
 LOOPBACK = "127.0.0.1"
 _listen = LOOPBACK
 
@@ -11,6 +13,18 @@ _listen = LOOPBACK
 def listen_host() -> str:
     """Where this process's stack listens (and where its own probes connect)."""
     return _listen
+
+
+def cannot_listen(host: str, port: int = 0) -> str | None:
+    """Why this machine cannot listen on host:port now (None when it can): the address is not
+    one of its own, or the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return str(exc.strerror)
+    return None
 
 
 def use_listen_host(host: str) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import psutil
 
 from stack import roles
-from stack.address import LOOPBACK, listen_host, use_listen_host
+from stack.address import LOOPBACK, cannot_listen, listen_host, use_listen_host
 from stack.analytics import clickhouse
 from stack.errors import StackNotRunning, StackStartError
 from stack.jwtkeys import ensure_keys
@@ -77,12 +77,10 @@ def _listen_problems(options: StackOptions) -> list[str]:
                 (("standby", options.standby), ("latency-proxy", bool(options.latency_proxy)),
                  ("prometheus", options.prometheus), ("analytics", options.analytics))
                 if wanted]
-    with socket.socket() as sock:
-        try:
-            sock.bind((options.listen, 0))
-        except OSError as exc:
-            problems.append(f"--listen {options.listen}: cannot listen there ({exc.strerror}):"
-                            " not an address of this machine (or of this network namespace)")
+    refused = cannot_listen(options.listen)
+    if refused:
+        problems.append(f"--listen {options.listen}: cannot listen there ({refused}): not an "
+                        "address of this machine (or of this network namespace)")
     return problems
 
 

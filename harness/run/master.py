@@ -5,7 +5,6 @@ each worker's clock against the master's, and workers lost while the load ran
 from __future__ import annotations
 
 import ipaddress
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +14,7 @@ import gevent
 from harness.errors import TargetUnreachable
 from harness.load.context import UserContext
 from records.documents import Validity, WorkerRecord
+from stack.address import cannot_listen
 
 CLOCK_PROBE = "nova_clock"
 CLOCK_REPLY = "nova_clock_reply"
@@ -42,14 +42,9 @@ def bind_problems(text: str, option: str = "--master-bind") -> list[str]:
 
 def bind_taken(host: str, port: int, option: str = "--master-bind") -> list[str]:
     """Whether this machine can listen on host:port now (checked before anything starts)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            return [f"{option} {host}:{port}: cannot listen there ({exc.strerror}): "
-                    "not an address of this machine, or the port is taken"]
-    return []
+    refused = cannot_listen(host, port)
+    return [f"{option} {host}:{port}: cannot listen there ({refused}): not an address of "
+            "this machine, or the port is taken"] if refused else []
 
 
 def split_bind(text: str) -> tuple[str, int]:
